@@ -1,0 +1,61 @@
+# Rung — developer entry points. The README names two: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install test unit integration lint typecheck crds demo cluster-up cluster-down cluster-kind binaries clean prometheus
+
+## install: create .venv with the operator and its test tools
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+## binaries: build (once, cached under ~/.cache/rung) the control-plane binaries
+binaries:
+	bash e2e/cluster/build.sh
+
+## prometheus: install the prometheus server from Debian when missing
+prometheus:
+	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@prometheus --version 2>&1 | head -1
+
+## lint / typecheck: ruff, mypy strict and the import-linter layering contract
+lint: install
+	$(VENV)/bin/ruff check operator tests e2e
+	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/lint-imports
+typecheck: install
+	$(VENV)/bin/mypy
+
+## crds: regenerate crds/ from the pydantic models
+crds: install
+	$(VENV)/bin/rung crd --output-dir crds
+
+## test: every test (lint, types, unit, integration on the local control plane)
+test: install binaries prometheus lint typecheck
+	$(VPY) -m pytest
+
+unit: install
+	$(VPY) -m pytest -m "not cluster"
+
+## cluster-up / cluster-down: the local control plane (.cluster/kubeconfig)
+cluster-up: install binaries
+	$(VPY) -m localcluster up
+cluster-down:
+	@if [ -x $(VPY) ]; then $(VPY) -m localcluster down; fi
+
+## cluster-kind: a kind cluster for machines with Docker
+cluster-kind:
+	kind create cluster --name rung --config e2e/kind.yaml --kubeconfig .cluster/kubeconfig
+
+## demo: the level-0 flow on the local control plane (Ctrl-C tears down)
+demo: install binaries
+	$(VPY) e2e/demo.py
+
+clean: cluster-down
+	rm -rf $(VENV) .cluster

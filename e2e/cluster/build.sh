@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from Go modules and caches them by
+# version under ${RUNG_CACHE:-~/.cache/rung}/bin/<component>-<version>/.
+#
+#   e2e/cluster/build.sh            build whatever is missing
+#   e2e/cluster/build.sh --print    print the bin directory of each component
+#
+# kube-apiserver & co. cannot be `go install`ed: k8s.io/kubernetes replaces its
+# staging modules with local paths. We build them from a generated wrapper
+# module that requires k8s.io/kubernetes and points every staging module at its
+# published v0.<minor>.<patch> release instead.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../versions.env
+source "$here/../versions.env"
+cache="${RUNG_CACHE:-$HOME/.cache/rung}"
+export GOFLAGS="${GOFLAGS:-} -trimpath"
+export CGO_ENABLED=0
+
+k8s_bin="$cache/bin/kubernetes-$KUBERNETES_VERSION"
+etcd_bin="$cache/bin/etcd-$ETCD_VERSION"
+kwok_bin="$cache/bin/kwok-$KWOK_VERSION"
+if [[ "${1:-}" == "--print" ]]; then
+  echo "$k8s_bin"; echo "$etcd_bin"; echo "$kwok_bin"; exit 0
+fi
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+build_kubernetes() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local missing=0
+  for b in "${bins[@]}"; do [[ -x "$k8s_bin/$b" ]] || missing=1; done
+  [[ $missing == 0 ]] && { log "kubernetes $KUBERNETES_VERSION cached"; return; }
+  log "building kubernetes $KUBERNETES_VERSION (first build takes many minutes on 2 cores)"
+  local work="$cache/build/kubernetes-$KUBERNETES_VERSION"
+  rm -rf "$work"; mkdir -p "$work"
+  local dir
+  dir="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  local minor_patch="v0.${KUBERNETES_VERSION#v1.}"
+  {
+    echo "module rung.dev/localcluster/kubernetes"
+    echo
+    grep -E '^go [0-9.]+$' "$dir/go.mod"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    grep -E '=> \./staging/src/' "$dir/go.mod" | awk -v v="$minor_patch" '{print "\t" $1 " => " $1 " " v}'
+    echo ")"
+  } > "$work/go.mod"
+  (cd "$work" && for b in "${bins[@]}"; do go get "k8s.io/kubernetes/cmd/$b@$KUBERNETES_VERSION"; done)
+  local major minor ld="-s -w"
+  major="${KUBERNETES_VERSION#v}"; major="${major%%.*}"
+  minor="${KUBERNETES_VERSION#v*.}"; minor="${minor%%.*}"
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$k8s_bin.tmp"
+  (cd "$work" && go build -ldflags "$ld" -o "$k8s_bin.tmp/" \
+      $(printf 'k8s.io/kubernetes/cmd/%s ' "${bins[@]}"))
+  rm -rf "$k8s_bin"; mv "$k8s_bin.tmp" "$k8s_bin"
+}
+
+build_etcd() {
+  [[ -x "$etcd_bin/etcd" ]] && { log "etcd $ETCD_VERSION cached"; return; }
+  log "building etcd $ETCD_VERSION"
+  local work="$cache/build/etcd-$ETCD_VERSION"
+  rm -rf "$work"; mkdir -p "$work"
+  cat > "$work/main.go" <<'GO'
+// Command etcd runs the etcd server; a wrapper so that it builds from the
+// published go.etcd.io/etcd/server/v3 module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (cd "$work" && go mod init rung.dev/localcluster/etcd >/dev/null 2>&1 \
+     && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" && go mod tidy \
+     && mkdir -p "$etcd_bin.tmp" && go build -ldflags "-s -w" -o "$etcd_bin.tmp/etcd" .)
+  rm -rf "$etcd_bin"; mv "$etcd_bin.tmp" "$etcd_bin"
+}
+
+build_kwok() {
+  [[ -x "$kwok_bin/kwok" ]] && { log "kwok $KWOK_VERSION cached"; return; }
+  log "building kwok $KWOK_VERSION"
+  mkdir -p "$kwok_bin.tmp"
+  GOBIN="$kwok_bin.tmp" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  rm -rf "$kwok_bin"; mv "$kwok_bin.tmp" "$kwok_bin"
+}
+
+start=$(date +%s)
+build_etcd
+build_kwok
+build_kubernetes
+log "done in $(( $(date +%s) - start ))s"

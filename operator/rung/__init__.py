@@ -1,0 +1,1 @@
+"""Rung: a Kubernetes operator that climbs KServe model deployments up an MLOps maturity ladder."""

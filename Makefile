@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 ## binaries: build (once, cached under ~/.cache/rung) the control-plane binaries
 binaries:
-	bash e2e/cluster/build.sh
+	@bash e2e/cluster/build.sh
 
 ## prometheus: install the prometheus server from Debian when missing
 prometheus:
@@ -43,15 +43,25 @@ test: install binaries prometheus lint typecheck
 unit: install
 	$(VPY) -m pytest -m "not cluster"
 
-## cluster-up / cluster-down: the local control plane (.cluster/kubeconfig)
+## cluster-up / cluster-down: the local control plane (.cluster/kubeconfig); see docs/local-cluster.md
+LOCALCLUSTER := PYTHONPATH=$(CURDIR)/e2e $(VPY) -m localcluster
 cluster-up: install binaries
-	$(VPY) -m localcluster up
+	@$(LOCALCLUSTER) up
 cluster-down:
-	@if [ -x $(VPY) ]; then $(VPY) -m localcluster down; fi
+	@if [ -x $(VPY) ]; then $(LOCALCLUSTER) down; fi
 
-## cluster-kind: a kind cluster for machines with Docker
-cluster-kind:
-	kind create cluster --name rung --config e2e/kind.yaml --kubeconfig .cluster/kubeconfig
+## cluster-kind: a kind cluster for machines with Docker (KIND_IMAGE=kindest/node:... to pin)
+KIND_IMAGE ?=
+cluster-kind: install
+	@mkdir -p .cluster
+	@if kind get clusters 2>/dev/null | grep -qx rung; then \
+	  kind export kubeconfig --name rung --kubeconfig .cluster/kubeconfig; \
+	else \
+	  kind create cluster --name rung --config e2e/kind.yaml --kubeconfig .cluster/kubeconfig \
+	    $(if $(KIND_IMAGE),--image $(KIND_IMAGE)); \
+	fi
+	@$(LOCALCLUSTER) install-crds --kubeconfig .cluster/kubeconfig
+	@echo "export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig"
 
 ## demo: the level-0 flow on the local control plane (Ctrl-C tears down)
 demo: install binaries

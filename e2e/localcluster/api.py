@@ -1,0 +1,111 @@
+"""A minimal HTTPS client for the apiserver (standard library only).
+
+The cluster bootstrap needs a handful of calls (readyz, server-side apply,
+get); doing them over urllib keeps start-up fast and free of a client library.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .pki import CertPair
+
+JSON = dict[str, Any]
+FIELD_MANAGER = "rung-localcluster"
+
+
+class APIError(Exception):
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+class APIClient:
+    def __init__(self, server: str, ca_cert: str, client: CertPair, timeout: float = 30) -> None:
+        self.server = server.rstrip("/")
+        self.timeout = timeout
+        self._ctx = ssl.create_default_context(cafile=ca_cert)
+        self._ctx.load_cert_chain(str(client.cert), str(client.key))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.server + path, data=body, method=method)
+        req.add_header("Accept", "application/json")
+        if body is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(
+                req, context=self._ctx, timeout=timeout or self.timeout
+            ) as resp:
+                return int(resp.status), bytes(resp.read())
+        except urllib.error.HTTPError as err:
+            return int(err.code), bytes(err.read())
+
+    def get(self, path: str) -> JSON | None:
+        """GET a JSON object; None when it does not exist (404)."""
+        status, data = self.request("GET", path)
+        if status == 404:
+            return None
+        if status >= 300:
+            raise APIError("GET", path, status, data.decode(errors="replace"))
+        result: JSON = json.loads(data)
+        return result
+
+    def apply(self, path: str, obj: JSON) -> JSON:
+        """Server-side apply `obj` at its object path (forcing ownership)."""
+        query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
+        status, data = self.request(
+            "PATCH",
+            f"{path}?{query}",
+            json.dumps(obj).encode(),
+            content_type="application/apply-patch+yaml",
+            timeout=120,
+        )
+        if status >= 300:
+            raise APIError("PATCH", path, status, data.decode(errors="replace"))
+        result: JSON = json.loads(data)
+        return result
+
+    def readyz(self) -> bool:
+        try:
+            status, data = self.request("GET", "/readyz", timeout=2)
+        except (OSError, urllib.error.URLError):
+            return False
+        return status == 200 and data.strip() == b"ok"
+
+
+#: Object paths of the cluster-scoped kinds the bootstrap applies.
+_CLUSTER_SCOPED = {
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): "customresourcedefinitions",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "validatingadmissionpolicies",
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ): "validatingadmissionpolicybindings",
+    ("", "Node"): "nodes",
+    ("", "Namespace"): "namespaces",
+}
+
+
+def object_path(obj: JSON) -> str:
+    """The REST path of a cluster-scoped object of a kind listed above."""
+    api_version = str(obj["apiVersion"])
+    group, _, version = api_version.rpartition("/")
+    kind = str(obj["kind"])
+    plural = _CLUSTER_SCOPED.get((group, kind))
+    if plural is None:
+        raise ValueError(f"don't know where to apply {api_version} {kind}")
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{prefix}/{plural}/{obj['metadata']['name']}"

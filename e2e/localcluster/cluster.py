@@ -1,0 +1,626 @@
+"""The local control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and a kwok controller simulating one node, all on 127.0.0.1.
+
+State (certificates, etcd data, logs, pid files, kubeconfigs) lives in one
+directory, `.cluster/` at the repository root by default.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import fcntl
+import json
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import manifests, pki
+from .api import FIELD_MANAGER, APIClient, APIError, object_path
+from .kubeconfig import write_kubeconfig
+from .pki import ClusterPKI
+from .process import Component, read_pidfile, stop_pidfile
+from .versions import REPO_ROOT, BinDirs, read_versions
+
+JSON = dict[str, Any]
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's ClusterIP
+POD_CIDR = "10.244.0.0/16"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+NODE_NAME = "kwok-node-0"
+
+#: Start order; stopped in reverse.
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+)
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up (or down); the message says why."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of the control plane."""
+
+    apiserver: int
+    etcd_client: int
+    etcd_peer: int
+    controller_manager: int
+    scheduler: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(base + 443, base + 379, base + 380, base + 257, base + 259)
+
+    @classmethod
+    def default(cls) -> Ports:
+        """Base port ${RUNG_CLUSTER_PORT_BASE:-36000}: apiserver on 36443, etcd 36379/36380,
+        controller-manager 36257, scheduler 36259."""
+        return cls.from_base(int(os.environ.get("RUNG_CLUSTER_PORT_BASE", "36000")))
+
+    @classmethod
+    def free(cls, attempts: int = 50) -> Ports:
+        """A random base whose five ports are all free right now."""
+        for _ in range(attempts):
+            ports = cls.from_base(random.randrange(20000, 50000, 1000))
+            if not ports.busy():
+                return ports
+        raise ClusterError("found no free block of loopback ports")
+
+    def busy(self) -> list[int]:
+        taken = []
+        for port in asdict(self).values():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    taken.append(port)
+        return taken
+
+
+def _log(msg: str) -> None:
+    print(f"[localcluster] {msg}", file=sys.stderr, flush=True)
+
+
+class LocalCluster:
+    """A local control plane whose state lives in `state_dir`.
+
+    `up()` starts it (or reuses it when it is already running) and returns the
+    admin kubeconfig path; `down()` stops every process and removes the state.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        ports: Ports | None = None,
+        bin_dirs: BinDirs | None = None,
+        install_crds: bool = True,
+        extra_args: dict[str, list[str]] | None = None,
+        log: Callable[[str], None] = _log,
+    ) -> None:
+        self.state_dir = Path(
+            state_dir or os.environ.get("RUNG_CLUSTER_DIR") or DEFAULT_STATE_DIR
+        ).absolute()
+        self._requested_ports = ports
+        self.bin_dirs = bin_dirs or BinDirs.from_versions()
+        self.install_crds = install_crds
+        self.extra_args = extra_args or {}
+        self.log = log
+        #: True once up() has started processes (rather than reusing a running cluster).
+        self.started_here = False
+
+    # ----------------------------------------------------------------- paths
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pki(self) -> ClusterPKI:
+        return ClusterPKI(self.state_dir / "pki")
+
+    @property
+    def _info_file(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    def _pidfile(self, name: str) -> Path:
+        return self.state_dir / "pids" / f"{name}.pid"
+
+    def _logfile(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    @property
+    def ports(self) -> Ports:
+        """The ports of the running cluster if recorded, else the requested/default ones."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return Ports(**json.loads(self._info_file.read_text())["ports"])
+        return self._requested_ports or Ports.default()
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    # ---------------------------------------------------------------- status
+    def is_running(self) -> bool:
+        """Every component's recorded process is alive and the apiserver is ready."""
+        if not all(read_pidfile(self._pidfile(n)) for n in COMPONENTS):
+            return False
+        if not self.kubeconfig.is_file():
+            return False
+        try:
+            return self._client().readyz()
+        except (OSError, ssl.SSLError):
+            return False
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state_dir": str(self.state_dir),
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "running": self.is_running(),
+            "processes": {n: read_pidfile(self._pidfile(n)) for n in COMPONENTS},
+        }
+
+    def env(self) -> str:
+        """Shell `export` line for using this cluster with kubectl."""
+        import shlex
+
+        return (
+            f"export KUBECONFIG={shlex.quote(str(self.kubeconfig))} "
+            f"PATH={shlex.quote(str(self.bin_dirs.kubernetes))}:$PATH"
+        )
+
+    # ------------------------------------------------------------------- up
+    def up(self, timeout: float = 300) -> Path:
+        """Start the cluster, or reuse it if it is running; return the kubeconfig path."""
+        started = time.monotonic()
+        with self._lock():
+            if self.is_running():
+                self.log(f"reusing the running cluster in {self.state_dir} ({self.server})")
+                return self.kubeconfig
+            self._stop_all()
+            self._wipe_state()
+            try:
+                self._start(deadline=started + timeout)
+            except BaseException:
+                self._stop_all()  # nothing left running; logs stay for inspection
+                raise
+            self.started_here = True
+        self.log(f"cluster up in {time.monotonic() - started:.1f}s: {self.server}")
+        self.log(f"kubeconfig: {self.kubeconfig}")
+        return self.kubeconfig
+
+    def down(self) -> None:
+        """Stop every process this state directory records, wait for them, remove the state."""
+        if not self.state_dir.exists():
+            return
+        with self._lock():
+            self._stop_all()
+            self._wipe_state()
+            (self.state_dir / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.state_dir.rmdir()
+        self.started_here = False
+
+    # -------------------------------------------------------------- internals
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _stop_all(self) -> None:
+        errors = []
+        for name in reversed(COMPONENTS):
+            pidfile = self._pidfile(name)
+            if read_pidfile(pidfile) is not None:
+                self.log(f"stopping {name}")
+            try:
+                stop_pidfile(pidfile)
+            except RuntimeError as err:
+                errors.append(str(err))
+        if errors:
+            raise ClusterError("; ".join(errors))
+
+    def _wipe_state(self) -> None:
+        """Remove everything in the state directory except the lock file."""
+        if not self.state_dir.is_dir():
+            return
+        for entry in self.state_dir.iterdir():
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def _client(self, user: str = "admin") -> APIClient:
+        p = self.pki
+        return APIClient(self.server, str(p.ca.cert), p.client(user))
+
+    def _component(self, name: str, args: list[str]) -> Component:
+        binary = self.bin_dirs.binaries()[name]
+        argv = (str(binary), *args, *self.extra_args.get(name, []))
+        return Component(name, argv, self._logfile(name), self._pidfile(name))
+
+    def _start(self, deadline: float) -> None:
+        missing = self.bin_dirs.missing()
+        if missing:
+            raise ClusterError(
+                "control-plane binaries are missing (build them with `make binaries`, "
+                f"i.e. bash e2e/cluster/build.sh): {', '.join(map(str, missing))}"
+            )
+        ports = self._requested_ports or Ports.default()
+        busy = ports.busy()
+        if busy:
+            raise ClusterError(
+                f"loopback ports {busy} are already in use; set RUNG_CLUSTER_PORT_BASE "
+                "to another base (ports are base+443, +379, +380, +257, +259)"
+            )
+        t0 = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._info_file.write_text(
+            json.dumps({"ports": asdict(ports), "versions": read_versions()}, indent=2)
+        )
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            # Fetch/parse third-party manifests while the control plane boots.
+            crds = pool.submit(manifests.load_documents) if self.install_crds else None
+            stages = pool.submit(manifests.kwok_stages_yaml)
+
+            p = pki.generate(self.state_dir / "pki", service_ip=SERVICE_IP)
+            for user in pki.CLIENTS:
+                write_kubeconfig(
+                    self.kubeconfig if user == "admin" else self.state_dir / f"{user}.kubeconfig",
+                    server=self.server,
+                    ca_cert=p.ca.cert,
+                    client=p.client(user),
+                    user=user,
+                )
+            self.log(f"certificates and kubeconfigs written ({time.monotonic() - t0:.1f}s)")
+
+            etcd = self._start_etcd(ports)
+            self._wait(
+                etcd,
+                deadline,
+                lambda: _http_ok(
+                    f"http://127.0.0.1:{ports.etcd_client}/health", b'"health":"true"'
+                ),
+                [etcd],
+            )
+            self.log(f"etcd ready ({time.monotonic() - t0:.1f}s)")
+
+            apiserver = self._start_apiserver(ports, p)
+            client = self._client()
+            self._wait(apiserver, deadline, client.readyz, [etcd, apiserver])
+            self.log(f"kube-apiserver ready ({time.monotonic() - t0:.1f}s)")
+
+            kwok_config = self.state_dir / "kwok.yaml"
+            kwok_config.write_text(self._result("kwok stages", stages, deadline))
+            kcm = self._start_controller_manager(ports, p)
+            scheduler = self._start_scheduler(ports)
+            kwok = self._start_kwok(kwok_config)
+            everything = [etcd, apiserver, kcm, scheduler, kwok]
+
+            client.apply(object_path(_NODE), _NODE)
+            pending_crds: list[str] = []
+            if crds is not None:
+                for doc in self._result("CRD manifests", crds, deadline):
+                    try:
+                        client.apply(object_path(doc), doc)
+                    except (APIError, ValueError, OSError) as err:
+                        raise ClusterError(f"installing CRDs failed: {err}") from err
+                    if doc["kind"] == "CustomResourceDefinition":
+                        pending_crds.append(doc["metadata"]["name"])
+            self.log(f"node and {len(pending_crds)} CRDs applied ({time.monotonic() - t0:.1f}s)")
+
+            self._wait(kcm, deadline, lambda: _https_ok(ports.controller_manager), everything)
+            self._wait(scheduler, deadline, lambda: _https_ok(ports.scheduler), everything)
+            self._wait(kwok, deadline, lambda: _node_ready(client, NODE_NAME), everything)
+            self._wait(
+                kcm,
+                deadline,
+                lambda: (
+                    client.get("/api/v1/namespaces/default/serviceaccounts/default") is not None
+                ),
+                everything,
+            )
+
+            def established() -> bool:
+                pending_crds[:] = [n for n in pending_crds if not _crd_established(client, n)]
+                return not pending_crds
+
+            self._wait(apiserver, deadline, established, everything, what="CRDs established")
+            self.log(f"controllers, node and CRDs ready ({time.monotonic() - t0:.1f}s)")
+
+    def _result(self, what: str, future: concurrent.futures.Future[Any], deadline: float) -> Any:
+        try:
+            return future.result(timeout=max(1.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError as err:
+            raise ClusterError(f"timed out preparing {what}") from err
+        except manifests.ModuleError as err:
+            raise ClusterError(f"preparing {what} failed: {err}") from err
+
+    def _wait(
+        self,
+        component: Component,
+        deadline: float,
+        check: Callable[[], bool],
+        watch: list[Component],
+        what: str = "",
+    ) -> None:
+        """Poll `check` until true; fail naming the component that died or timed out."""
+        interval = 0.05
+        while True:
+            for c in watch:
+                if read_pidfile(c.pidfile) is None:
+                    raise ClusterError(
+                        f"{c.name} exited during start-up; last lines of {c.log}:\n{c.log_tail()}"
+                    )
+            with contextlib.suppress(OSError, ssl.SSLError, APIError, ValueError):
+                if check():
+                    return
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{component.name} did not become ready in time"
+                    f"{f' ({what})' if what else ''}; last lines of {component.log}:\n"
+                    f"{component.log_tail()}"
+                )
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.5)
+
+    # ------------------------------------------------------------ components
+    def _start_etcd(self, ports: Ports) -> Component:
+        client_url = f"http://127.0.0.1:{ports.etcd_client}"
+        peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+        c = self._component(
+            "etcd",
+            [
+                "--name=rung",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=rung={peer_url}",
+                "--initial-cluster-state=new",
+                "--auto-compaction-retention=1",
+                "--unsafe-no-fsync=true",  # throw-away test data; much faster on slow disks
+                "--log-level=warn",
+            ],
+        )
+        c.start()
+        return c
+
+    def _start_apiserver(self, ports: Ports, p: ClusterPKI) -> Component:
+        c = self._component(
+            "kube-apiserver",
+            [
+                "--advertise-address=127.0.0.1",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.apiserver}",
+                f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+                f"--cert-dir={self.state_dir / 'apiserver'}",
+                f"--tls-cert-file={p.apiserver.cert}",
+                f"--tls-private-key-file={p.apiserver.key}",
+                f"--client-ca-file={p.ca.cert}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction,ValidatingAdmissionPolicy",
+                "--allow-privileged=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={p.sa_pub}",
+                f"--service-account-signing-key-file={p.sa_key}",
+                f"--requestheader-client-ca-file={p.front_proxy_ca.cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={p.front_proxy_client.cert}",
+                f"--proxy-client-key-file={p.front_proxy_client.key}",
+                "--profiling=false",
+            ],
+        )
+        c.start()
+        return c
+
+    def _start_controller_manager(self, ports: Ports, p: ClusterPKI) -> Component:
+        kubeconfig = self.state_dir / "kube-controller-manager.kubeconfig"
+        c = self._component(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.controller_manager}",
+                f"--cert-dir={self.state_dir / 'kube-controller-manager'}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={p.sa_key}",
+                f"--root-ca-file={p.ca.cert}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={p.ca.cert}",
+                f"--cluster-signing-key-file={p.ca.key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--cluster-cidr={POD_CIDR}",
+                "--profiling=false",
+            ],
+        )
+        c.start()
+        return c
+
+    def _start_scheduler(self, ports: Ports) -> Component:
+        kubeconfig = self.state_dir / "kube-scheduler.kubeconfig"
+        c = self._component(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.scheduler}",
+                f"--cert-dir={self.state_dir / 'kube-scheduler'}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+        )
+        c.start()
+        return c
+
+    def _start_kwok(self, config: Path) -> Component:
+        c = self._component(
+            "kwok",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={config}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                f"--cidr={POD_CIDR}",
+            ],
+        )
+        c.start()
+        return c
+
+
+#: The simulated node: untainted, so any pod schedules on it without tolerations.
+_NODE: JSON = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {
+        "name": NODE_NAME,
+        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        "labels": {
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/hostname": NODE_NAME,
+            "node-role.kubernetes.io/agent": "",
+            "type": "kwok",
+        },
+    },
+    "spec": {},
+    "status": {
+        "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "250"},
+        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "250"},
+    },
+}
+
+
+def _http_ok(url: str, expect: bytes) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200 and expect in resp.read())
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _https_ok(port: int) -> bool:
+    """/healthz of a component serving a self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2
+        ) as resp:
+            return bool(resp.status == 200 and resp.read().strip() == b"ok")
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _conditions(obj: JSON | None) -> dict[str, str]:
+    if not obj:
+        return {}
+    return {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions") or []}
+
+
+def _node_ready(client: APIClient, name: str) -> bool:
+    node = client.get(f"/api/v1/nodes/{name}")
+    return _conditions(node).get("Ready") == "True" and not (node or {}).get("spec", {}).get(
+        "taints"
+    )
+
+
+def _crd_established(client: APIClient, name: str) -> bool:
+    crd = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    return _conditions(crd).get("Established") == "True"
+
+
+def ensure_cluster(state_dir: Path | str | None = None) -> LocalCluster:
+    """Bring the local cluster up (reusing a running one) and return it."""
+    cluster = LocalCluster(state_dir)
+    cluster.up()
+    return cluster
+
+
+def install_crds(kubeconfig: Path | str, kubectl: str | None = None) -> list[str]:
+    """Server-side apply the pinned third-party CRDs to any cluster (e.g. kind) with
+    kubectl, wait until they are Established, and return their names."""
+    binary = kubectl or _kubectl()
+    docs = manifests.load_documents()
+    names = [d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"]
+    base = [binary, f"--kubeconfig={kubeconfig}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": docs}, fh)
+        fh.flush()
+        _run(
+            [
+                *base,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                f"--field-manager={FIELD_MANAGER}",
+                "-f",
+                fh.name,
+            ]
+        )
+    _run(
+        [
+            *base,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=120s",
+            *(f"crd/{n}" for n in names),
+        ]
+    )
+    return names
+
+
+def _kubectl() -> str:
+    local = BinDirs.from_versions().binaries()["kubectl"]
+    if os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("kubectl")
+    if found is None:
+        raise ClusterError("kubectl not found (run `make binaries` or install kubectl)")
+    return found
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"{' '.join(argv[:4])} ... failed:\n{proc.stderr or proc.stdout}")

@@ -1,0 +1,198 @@
+"""Generate the ModelDeployment CustomResourceDefinition from the pydantic models.
+
+Pydantic emits JSON Schema with `$ref`s, `anyOf` for optionals and titles; the API
+server wants a structural OpenAPI v3 schema. `structural()` inlines the references,
+drops nullability (an unset optional is simply absent) and keeps descriptions,
+defaults, bounds and `x-kubernetes-*` extensions.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rung.api.spec import ModelDeploymentSpec
+from rung.api.status import ModelDeploymentStatus
+
+GROUP = "rung.dev"
+VERSION = "v1alpha1"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ["md", "mdep"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+_DROP = {"title", "$defs", "additionalProperties_", "discriminator"}
+_KEEP_EXTRA = {
+    "description",
+    "type",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "format",
+    "additionalProperties",
+    "anyOf",
+    "nullable",
+}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[-1]])
+        target.update(node)  # siblings such as description/default win
+        node = target
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1 and not options[0].get("x-kubernetes-int-or-string"):
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            merged = dict(options[0])
+            if "$ref" in merged:
+                merged = _resolve(merged, defs)
+            for key, value in rest.items():
+                if key == "x-kubernetes-validations":
+                    merged[key] = list(merged.get(key, [])) + list(value)
+                else:
+                    merged[key] = value
+            node = merged
+        else:
+            node["anyOf"] = options
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+        node.setdefault("type", "string")
+    return {k: _resolve(v, defs) for k, v in node.items()}
+
+
+def _clean(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_clean(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out[key] = {name: _clean(prop) for name, prop in value.items()}
+        elif key.startswith("x-kubernetes-") or key in ("default", "enum"):
+            out[key] = copy.deepcopy(value)
+        elif key in _KEEP_EXTRA:
+            out[key] = _clean(value)
+    if out.get("default", "absent") is None:
+        del out["default"]
+    if out.get("x-kubernetes-int-or-string"):
+        return {k: v for k, v in out.items() if k in ("description", "x-kubernetes-int-or-string")}
+    if isinstance(out.get("default"), dict) and out.get("type") == "object":
+        # Object defaults are written as {} so the API server fills in the
+        # nested defaults itself; spelling them out twice would drift.
+        out["default"] = {}
+    if out.get("type") == "number" and isinstance(out.get("default"), int):
+        out["default"] = float(out["default"])
+    if "description" in out:
+        out["description"] = " ".join(out["description"].split())
+    return out
+
+
+def structural(model: type[Any]) -> dict[str, Any]:
+    """The structural schema of a pydantic model, as the API server accepts it."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    return dict(_clean(_resolve(raw, defs)))
+
+
+def _status_schema() -> dict[str, Any]:
+    schema = structural(ModelDeploymentStatus)
+    conditions = schema["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return schema
+
+
+def _ready(column: str) -> str:
+    return f'.status.conditions[?(@.type=="{column}")].status'
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Level", "type": "integer", "jsonPath": ".spec.maturity.level"},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Stable", "type": "string", "jsonPath": ".status.stable.version"},
+    {"name": "Canary", "type": "string", "jsonPath": ".status.canary.version"},
+    {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
+    {"name": "Ready", "type": "string", "jsonPath": _ready("Ready")},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Capabilities",
+        "type": "string",
+        "jsonPath": ".status.capabilities",
+        "priority": 1,
+    },
+    {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
+]
+
+
+def custom_resource_definition() -> dict[str, Any]:
+    """The complete CustomResourceDefinition manifest."""
+    spec_schema = structural(ModelDeploymentSpec)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "rung"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["all", "rung", "ml"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (
+                                "A machine-learning model served by KServe and run at a "
+                                "chosen MLOps maturity level (0 Manual .. 4 Governed). "
+                                "Rung turns the level into monitoring, canary rollouts, "
+                                "retraining and governance."
+                            ),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": _status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

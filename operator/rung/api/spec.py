@@ -1,0 +1,439 @@
+"""The `ModelDeployment` spec: the single source of truth for the CRD schema.
+
+Every field's docstring becomes its description in the CRD, so `kubectl explain
+modeldeployment.spec...` reads from here. CEL rules that span fields live on the
+model that holds them, with messages that name the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rung.api._base import ApiModel, Duration, FreeForm, Quantity, cel, with_rules
+
+MAX_LEVEL = 4
+
+ModelKind = Literal["predictive", "llm"]
+RouterName = Literal["kserve", "gateway-api"]
+LauncherName = Literal["job", "argo-workflow", "kubeflow-pipeline", "webhook"]
+TriggerType = Literal["drift", "decay", "schedule", "manual"]
+NoDataPolicy = Literal["hold", "fail", "pass"]
+GateName = Literal["none", "manual"]
+
+Name = Annotated[str, Field(min_length=1, max_length=253)]
+Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://")]
+PromQL = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class MaturityOverrides(ApiModel):
+    """Switch single capabilities on above, or off below, their level."""
+
+    monitoring: bool | None = None
+    """Metrics scraping, SLO alert rules and the SLO snapshot in status (level 1)."""
+    canary: bool | None = None
+    """Canary rollouts gated by analysis (level 2). Needs monitoring."""
+    retraining: bool | None = None
+    """Retraining triggers (level 3). Needs monitoring."""
+    explainability: bool | None = None
+    """An explainer next to the predictor (level 4)."""
+    payload_logging: bool | None = None
+    """Request/response logging to the audit sink (level 4)."""
+    approval_gate: bool | None = None
+    """A manual approval before every promotion (level 4 default)."""
+
+
+class Maturity(ApiModel):
+    """Where the deployment stands on the MLOps maturity ladder."""
+
+    model_config = with_rules(
+        cel(
+            "(has(self.overrides) && has(self.overrides.monitoring)"
+            " ? self.overrides.monitoring : self.level >= 1)"
+            " || ((has(self.overrides) && has(self.overrides.canary)"
+            " ? !self.overrides.canary : self.level < 2)"
+            " && (has(self.overrides) && has(self.overrides.retraining)"
+            " ? !self.overrides.retraining : self.level < 3))",
+            "canary and retraining need monitoring: set overrides.monitoring to true"
+            " or switch them off",
+            field_path=".overrides.monitoring",
+        )
+    )
+
+    level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] = 0
+    """0 Manual, 1 Monitored, 2 Progressive, 3 Continuous training, 4 Governed."""
+    overrides: MaturityOverrides | None = None
+    """Capabilities switched on or off regardless of the level."""
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of the model server (as in a Pod's container)."""
+
+    requests: dict[str, Quantity] | None = None
+    """Minimum resources, e.g. `{cpu: 500m, memory: 1Gi}`."""
+    limits: dict[str, Quantity] | None = None
+    """Maximum resources, e.g. `{memory: 2Gi, nvidia.com/gpu: 1}`."""
+
+
+class ModelSource(ApiModel):
+    """The model to serve."""
+
+    kind: ModelKind = "predictive"
+    """`predictive` (classic ML) or `llm`: picks default SLOs, analysis metrics and costs."""
+    format: Annotated[str, Field(min_length=1, max_length=63)]
+    """KServe model format name, e.g. sklearn, xgboost, pytorch, huggingface."""
+    runtime: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """KServe ServingRuntime to use; KServe picks one for the format when unset."""
+    storage_uri: Annotated[str, Field(min_length=1, max_length=2048)]
+    """Where the model lives, e.g. `s3://models/fraud/v7` or `pvc://models/fraud`."""
+    version: Annotated[str, Field(min_length=1, max_length=63)]
+    """Version label of this model, shown in status and used to name canaries."""
+    resources: ResourceRequirements | None = None
+    """Requests and limits of the model server container."""
+
+
+class Serving(ApiModel):
+    """How KServe serves the model."""
+
+    model_config = with_rules(
+        cel(
+            "self.maxReplicas >= self.minReplicas",
+            "maxReplicas must be greater than or equal to minReplicas",
+            field_path=".maxReplicas",
+        )
+    )
+
+    deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
+    """KServe deployment mode: plain Deployments, or Knative (scale to zero)."""
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest model server replicas (0 allows scale to zero in Serverless mode)."""
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Most model server replicas."""
+
+
+class PrometheusEndpoint(ApiModel):
+    """A Prometheus server the operator queries."""
+
+    url: Url | None = None
+    """Base URL; the operator's `--prometheus-url` default is used when unset."""
+
+
+class Slo(ApiModel):
+    """Service level objectives; unset ones take defaults that fit `model.kind`."""
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    """Highest acceptable share of failed requests (default 0.01)."""
+    latency_p95_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
+    """Highest acceptable 95th percentile latency in ms (default 250; LLM: 10000)."""
+    time_to_first_token_p95_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
+    """LLM only: highest acceptable p95 time to first token in ms (default 1000)."""
+    min_tokens_per_second: Annotated[float, Field(ge=0)] | None = None
+    """LLM only: lowest acceptable generation throughput per request (default 10)."""
+
+
+class Monitoring(ApiModel):
+    """Level 1: how the model is observed."""
+
+    prometheus: PrometheusEndpoint | None = None
+    """The Prometheus server holding the model's metrics."""
+    slo: Slo | None = None
+    """Objectives turned into alert rules and reported in status."""
+    interval: Duration = "30s"
+    """How often the SLO snapshot in status is refreshed."""
+
+
+class AnalysisMetric(ApiModel):
+    """One check of the canary, a templated PromQL query and its thresholds.
+
+    Templates: `{{ namespace }}`, `{{ name }}`, `{{ stable }}`, `{{ canary }}` (the
+    InferenceService or revision names), `{{ interval }}`, and `{{ target }}`, which
+    is the canary's name when the query runs for the canary and stable's name when it
+    runs for stable (used by relative thresholds).
+    """
+
+    model_config = with_rules(
+        cel(
+            "has(self.max) || has(self.min) || has(self.maxIncreaseOverStable)",
+            "set at least one of max, min or maxIncreaseOverStable",
+        )
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    """Name shown in status and Events, e.g. `error-rate`."""
+    query: PromQL
+    """PromQL template returning one number."""
+    max: float | None = None
+    """The check fails when the canary's value is above this."""
+    min: float | None = None
+    """The check fails when the canary's value is below this."""
+    max_increase_over_stable: Annotated[float, Field(ge=0)] | None = None
+    """Relative threshold: fails when canary minus stable exceeds this (same query)."""
+
+
+class Analysis(ApiModel):
+    """How each canary step is judged."""
+
+    failure_limit: Annotated[int, Field(ge=1, le=100)] = 2
+    """Failed checks tolerated before the canary is rolled back."""
+    metrics: Annotated[list[AnalysisMetric], Field(max_length=20)] | None = None
+    """Checks to run; defaults for the model kind when unset (error rate, latency)."""
+    on_no_data: NoDataPolicy = "hold"
+    """When a query returns nothing: hold the step, count a failure, or pass."""
+
+
+class GatewayRef(ApiModel):
+    """A Gateway API parent reference."""
+
+    name: Name
+    """Name of the Gateway."""
+    namespace: Name | None = None
+    """Namespace of the Gateway; the ModelDeployment's when unset."""
+
+
+class Rollout(ApiModel):
+    """Level 2: how a model change reaches all traffic."""
+
+    model_config = with_rules(
+        cel(
+            "duration(self.progressDeadline) > duration(self.interval)",
+            "progressDeadline must be longer than interval",
+            field_path=".progressDeadline",
+        )
+    )
+
+    router: RouterName = "kserve"
+    """`kserve` (canaryTrafficPercent on one InferenceService) or `gateway-api`
+    (stable and canary InferenceServices behind a weighted HTTPRoute)."""
+    steps: Annotated[
+        list[Annotated[int, Field(ge=1, le=100)]],
+        Field(
+            min_length=1,
+            max_length=20,
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    cel(
+                        "self.all(w, self.exists_one(x, x == w)) && self.isSorted()",
+                        "steps must be strictly increasing canary weights between 1 and 100",
+                    )
+                ]
+            },
+        ),
+    ] = [10, 25, 50, 100]
+    """Canary traffic weights in percent, strictly increasing."""
+    interval: Duration = "1m"
+    """Time between analysis runs; each step lasts at least one interval."""
+    progress_deadline: Duration = "10m"
+    """A canary that is not ready within this is rolled back."""
+    analysis: Analysis | None = None
+    """Checks that gate every step."""
+    gate: GateName = "none"
+    """`manual` waits before promotion for `rung approve` (annotation
+    `rung.dev/approve: <canary version>`)."""
+    gateway: GatewayRef | None = None
+    """gateway-api router only: the Gateway the HTTPRoute attaches to."""
+
+
+class RetrainingTrigger(ApiModel):
+    """One reason to retrain."""
+
+    model_config = with_rules(
+        cel(
+            "self.type != 'drift' || (has(self.query) && has(self.above))",
+            "a drift trigger needs query and above",
+        ),
+        cel(
+            "self.type != 'decay' || (has(self.query) && has(self.below))",
+            "a decay trigger needs query and below",
+        ),
+        cel(
+            "self.type != 'schedule' || has(self.cron)",
+            "a schedule trigger needs cron",
+            field_path=".cron",
+        ),
+    )
+
+    type: TriggerType
+    """drift (query above a threshold), decay (query below), schedule (cron), manual."""
+    query: PromQL | None = None
+    """drift/decay: PromQL returning one number (templates as in analysis)."""
+    above: float | None = None
+    """drift: fire when the query stays above this."""
+    below: float | None = None
+    """decay: fire when the query stays below this."""
+    for_: Annotated[Duration | None, Field(alias="for")] = None
+    """drift/decay: how long the threshold must be crossed before firing."""
+    cron: Annotated[str, Field(min_length=9, max_length=128)] | None = None
+    """schedule: a five-field cron expression, in UTC."""
+
+
+class JobLauncher(ApiModel):
+    """Run retraining as a Kubernetes Job."""
+
+    template: FreeForm
+    """A Job spec (`spec` of a batch/v1 Job); RUNG_* environment variables are added."""
+
+
+class ArgoWorkflowLauncher(ApiModel):
+    """Run retraining as an Argo Workflow."""
+
+    workflow_template: Name
+    """Name of the WorkflowTemplate to submit."""
+
+
+class KubeflowPipelineLauncher(ApiModel):
+    """Run retraining as a Kubeflow Pipelines run."""
+
+    endpoint: Url
+    """Base URL of the KFP API server."""
+    pipeline_id: Name
+    """The pipeline (or pipeline version) to run."""
+    experiment_id: Name | None = None
+    """Experiment to file the run under."""
+
+
+class WebhookLauncher(ApiModel):
+    """POST a CloudEvent to a URL that starts retraining."""
+
+    url: Url
+    """Where to POST the `dev.rung.retraining.requested` CloudEvent."""
+
+
+class Pipeline(ApiModel):
+    """What a retraining trigger launches; `type` picks the launcher."""
+
+    model_config = with_rules(
+        cel("self.type != 'job' || has(self.job)", "type job needs job", field_path=".job"),
+        cel(
+            "self.type != 'argo-workflow' || has(self.argoWorkflow)",
+            "type argo-workflow needs argoWorkflow",
+            field_path=".argoWorkflow",
+        ),
+        cel(
+            "self.type != 'kubeflow-pipeline' || has(self.kubeflowPipeline)",
+            "type kubeflow-pipeline needs kubeflowPipeline",
+            field_path=".kubeflowPipeline",
+        ),
+        cel(
+            "self.type != 'webhook' || has(self.webhook)",
+            "type webhook needs webhook",
+            field_path=".webhook",
+        ),
+    )
+
+    type: LauncherName
+    """job, argo-workflow, kubeflow-pipeline or webhook."""
+    job: JobLauncher | None = None
+    """Settings of the job launcher."""
+    argo_workflow: ArgoWorkflowLauncher | None = None
+    """Settings of the argo-workflow launcher."""
+    kubeflow_pipeline: KubeflowPipelineLauncher | None = None
+    """Settings of the kubeflow-pipeline launcher."""
+    webhook: WebhookLauncher | None = None
+    """Settings of the webhook launcher."""
+
+
+class Retraining(ApiModel):
+    """Level 3: when and how the model is retrained."""
+
+    triggers: Annotated[list[RetrainingTrigger], Field(max_length=10)] = []
+    """Reasons to retrain; manual (`rung retrain`) always works."""
+    cooldown: Duration = "24h"
+    """Least time between two runs."""
+    max_runs_per_day: Annotated[int, Field(ge=1, le=100)] = 3
+    """Cap on runs in any 24 hours."""
+    pipeline: Pipeline | None = None
+    """What a trigger launches. Required from level 3."""
+
+
+class Explainer(ApiModel):
+    """An explainer for the model's predictions."""
+
+    type: Literal["art", "custom"] = "art"
+    """`art` (KServe's ART explainer) or `custom` (your container)."""
+    mode: Literal["component", "sidecar"] = "component"
+    """A KServe explainer component, or a sidecar container in the predictor."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Container image for `custom` (and for sidecar mode)."""
+
+
+class PayloadLogging(ApiModel):
+    """Request/response logging for audit."""
+
+    url: Url
+    """The audit sink receiving KServe's logger CloudEvents and Rung's decisions."""
+    mode: Literal["all", "request", "response"] = "all"
+    """What KServe logs."""
+
+
+class Explainability(ApiModel):
+    """Level 4: explanations and audit."""
+
+    explainer: Explainer | None = None
+    """The explainer; a default that fits the model format when unset."""
+    payload_logging: PayloadLogging | None = None
+    """Where requests, responses and decisions are logged."""
+
+
+class Governance(ApiModel):
+    """Level 4: who answers for the model."""
+
+    owner: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """Team or person accountable for the model."""
+    contact: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """How to reach the owner (email, chat channel)."""
+    intended_use: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """What the model is for, and what it must not be used for."""
+    risk_class: Literal["minimal", "limited", "high"] | None = None
+    """Risk class in the sense of the EU AI Act."""
+
+
+_REQUIRED_AT_LEVEL = [
+    cel(
+        "self.maturity.level < 3"
+        " || (has(self.maturity.overrides) && has(self.maturity.overrides.retraining)"
+        " && !self.maturity.overrides.retraining)"
+        " || (has(self.retraining) && has(self.retraining.pipeline))",
+        "spec.retraining.pipeline is required at maturity level 3 and above",
+        field_path=".retraining.pipeline",
+        reason="FieldValueRequired",
+    ),
+    *[
+        cel(
+            f"self.maturity.level < 4 || (has(self.governance) && has(self.governance.{f}))",
+            f"spec.governance.{f} is required at maturity level 4",
+            field_path=f".governance.{f}",
+            reason="FieldValueRequired",
+        )
+        for f in ("owner", "contact", "intendedUse", "riskClass")
+    ],
+    cel(
+        "!has(self.rollout) || self.rollout.router != 'gateway-api'"
+        " || self.serving.deploymentMode == 'RawDeployment'",
+        "spec.rollout.router gateway-api needs spec.serving.deploymentMode RawDeployment",
+        field_path=".rollout.router",
+    ),
+]
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model_config = with_rules(*_REQUIRED_AT_LEVEL)
+
+    maturity: Maturity = Maturity()
+    """Maturity level and capability overrides."""
+    model: ModelSource
+    """The model to serve."""
+    serving: Serving = Serving()
+    """Replicas and deployment mode."""
+    monitoring: Monitoring | None = None
+    """Level 1: Prometheus and SLOs."""
+    rollout: Rollout | None = None
+    """Level 2: canary steps and analysis."""
+    retraining: Retraining | None = None
+    """Level 3: retraining triggers and pipeline."""
+    explainability: Explainability | None = None
+    """Level 4: explainer and payload logging."""
+    governance: Governance | None = None
+    """Level 4: ownership metadata, required at level 4."""

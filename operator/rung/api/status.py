@@ -1,0 +1,178 @@
+"""The `ModelDeployment` status: everything the operator knows lives here, nowhere else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rung.api._base import ApiModel
+
+Phase = Literal[
+    "Pending",
+    "Ready",
+    "Progressing",
+    "Promoting",
+    "RollingBack",
+    "RolledBack",
+    "Paused",
+    "Failed",
+]
+ConditionStatus = Literal["True", "False", "Unknown"]
+HISTORY_LIMIT = 20
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition (metav1.Condition)."""
+
+    type: str
+    """Ready, Progressing, Degraded, MonitoringReady, ..."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str
+    """One CamelCase word saying why."""
+    message: str = ""
+    """What a human should know."""
+    last_transition_time: str
+    """When status last changed (RFC 3339)."""
+    observed_generation: int | None = None
+    """The spec generation this condition was computed from."""
+
+
+class ModelRef(ApiModel):
+    """A model version the operator serves."""
+
+    version: str
+    """The model's version label."""
+    storage_uri: str
+    """Where it is stored."""
+    hash: str | None = None
+    """Hash of the model fields (uri, version, runtime, resources) that were applied."""
+
+
+class CanaryStatus(ModelRef):
+    """The model being rolled out."""
+
+    weight: int = 0
+    """Share of traffic on the canary, percent."""
+    step: int = 0
+    """Index into spec.rollout.steps of the current step."""
+    started_at: str | None = None
+    """When the canary started."""
+    step_started_at: str | None = None
+    """When the current step started."""
+
+
+class CheckResult(ApiModel):
+    """One analysis metric as last measured."""
+
+    metric: str
+    """The analysis metric's name."""
+    value: float | None = None
+    """The canary's value; absent when the query returned no data."""
+    stable_value: float | None = None
+    """Stable's value, for relative thresholds."""
+    passed: bool | None = None
+    """True passed, False failed, absent: no data (held)."""
+    message: str = ""
+    """What was compared."""
+
+
+class AnalysisStatus(ApiModel):
+    """Progress of the canary analysis."""
+
+    last_run: str | None = None
+    """When the checks last ran."""
+    failures: int = 0
+    """Failed analysis runs so far in this canary."""
+    checks: list[CheckResult] = []
+    """The last run's checks."""
+
+
+class SloSnapshot(ApiModel):
+    """Live service level indicators read from Prometheus."""
+
+    measured_at: str
+    """When these were read."""
+    request_rate: float | None = None
+    """Requests per second."""
+    error_rate: float | None = None
+    """Share of requests that failed, 0..1."""
+    latency_p95_ms: float | None = None
+    """95th percentile latency in ms."""
+    time_to_first_token_p95_ms: float | None = None
+    """LLM: p95 time to first token in ms."""
+    tokens_per_second: float | None = None
+    """LLM: generation throughput."""
+    within_slo: bool | None = None
+    """Whether every measured indicator is within spec.monitoring.slo."""
+
+
+class RetrainingRun(ApiModel):
+    """One retraining run."""
+
+    name: str
+    """The run's name (Job, Workflow, run id or event id)."""
+    reason: str
+    """What triggered it."""
+    started_at: str
+    """When it was launched."""
+    outcome: Literal["Running", "Succeeded", "Failed"] = "Running"
+    """Running, Succeeded or Failed."""
+    message: str = ""
+    """Why it failed, when it did."""
+
+
+class RetrainingStatus(ApiModel):
+    """Retraining runs and when the next may start."""
+
+    last_triggered_at: str | None = None
+    """When a run was last launched."""
+    next_allowed_at: str | None = None
+    """Earliest time cooldown allows another run."""
+    runs: list[RetrainingRun] = []
+    """Recent runs, newest last."""
+
+
+class HistoryEntry(ApiModel):
+    """One decision the operator took."""
+
+    time: str
+    """When."""
+    event: str
+    """Deployed, Updated, Promoted, RolledBack, Retrained, LevelChanged, Refused, ..."""
+    message: str
+    """Details."""
+    version: str | None = None
+    """Model version it concerned."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment, written only by the operator."""
+
+    observed_generation: int | None = None
+    """The spec generation last acted upon."""
+    level: int | None = None
+    """The maturity level in force."""
+    capabilities: list[str] = []
+    """Capabilities switched on (serving, monitoring, canary, retraining, ...)."""
+    phase: Phase | None = None
+    """Pending, Ready, Progressing, Promoting, RollingBack, RolledBack, Paused or Failed."""
+    inference_service: str | None = None
+    """Name of the stable InferenceService."""
+    url: str | None = None
+    """URL KServe reports for the model."""
+    stable: ModelRef | None = None
+    """The model version serving all (or the remaining) traffic."""
+    canary: CanaryStatus | None = None
+    """The model version being rolled out, if any."""
+    analysis: AnalysisStatus | None = None
+    """Canary analysis progress."""
+    slo: SloSnapshot | None = None
+    """Live SLO indicators (level 1+)."""
+    retraining: RetrainingStatus | None = None
+    """Retraining runs (level 3+)."""
+    history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = []
+    """The last decisions, newest last."""
+    conditions: list[Condition] = []
+    """Ready, Progressing, Degraded, MonitoringReady, ..."""

@@ -1,0 +1,86 @@
+"""kopf wiring only: which events reach the reconciler. No decisions here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from rung.api.crd import GROUP, PLURAL, VERSION
+from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from rung.plan.reconcile import Event
+from rung.reconciler import Reconciler, TransientError
+from rung.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60)
+
+
+class KopfEvents:
+    """Posts decisions as Kubernetes Events through kopf's poster."""
+
+    def post(self, body: dict[str, Any], event: Event) -> None:
+        kopf.event(
+            kopf.Body(cast(kopf.RawBody, body)),
+            type=event.type,
+            reason=event.reason,
+            message=event.message,
+        )
+
+
+def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """A kopf registry whose handlers all funnel into `reconciler.reconcile`."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rung.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="rung.dev", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+        settings.batching.error_delays = RETRY_DELAYS
+
+    def run(namespace: str | None, name: str | None) -> None:
+        if namespace is None or name is None:
+            return
+        try:
+            reconciler.reconcile(namespace, name)
+        except TransientError as error:
+            raise kopf.TemporaryError(f"will retry: {error}", delay=2) from error
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    def on_change(namespace: str | None, name: str | None, **_: Any) -> None:
+        run(namespace, name)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.resync_seconds, registry=registry)
+    def resync(namespace: str | None, name: str | None, **_: Any) -> None:
+        try:
+            run(namespace, name)
+        except kopf.TemporaryError as error:
+            log.warning("resync of %s/%s failed: %s", namespace, name, error)
+
+    @kopf.on.event(
+        "serving.kserve.io",
+        "v1beta1",
+        "inferenceservices",
+        labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )
+    def on_inference_service(
+        namespace: str | None, labels: Mapping[str, str], type: str, **_: Any
+    ) -> None:
+        if type is None:  # the initial listing: the resume handlers cover it
+            return
+        try:
+            run(namespace, labels.get(OWNER_LABEL))
+        except kopf.TemporaryError as error:
+            log.info("InferenceService event for %s: %s", labels.get(OWNER_LABEL), error)
+
+    return registry

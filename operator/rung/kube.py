@@ -1,0 +1,156 @@
+"""The operator's few Kubernetes calls, on the official client (sync; kopf runs sync
+handlers in worker threads)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from rung.api.crd import GROUP, PLURAL, VERSION
+from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+
+log = logging.getLogger(__name__)
+FIELD_MANAGER = "rung"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A namespaced custom resource type the operator reads or writes."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+MODEL_DEPLOYMENT = Kind(GROUP, VERSION, PLURAL, "ModelDeployment")
+INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
+POD_MONITOR = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
+PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+OWNED_KINDS = (INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE, HTTP_ROUTE)
+"""Kinds the operator creates; owned objects of these kinds that the plan no
+longer wants are deleted."""
+
+
+def kind_of(manifest: dict[str, Any]) -> Kind:
+    """The Kind of a manifest among those the operator manages."""
+    for kind in (*OWNED_KINDS, MODEL_DEPLOYMENT):
+        if manifest["apiVersion"] == kind.api_version and manifest["kind"] == kind.kind:
+            return kind
+    raise ValueError(f"rung does not manage {manifest['apiVersion']} {manifest['kind']}")
+
+
+def is_transient(error: ApiException) -> bool:
+    """Errors worth retrying: conflicts, throttling, server-side trouble."""
+    return error.status in (409, 429) or (error.status or 0) >= 500 or error.status == 0
+
+
+class Kube:
+    """Typed access to the handful of API calls the operator makes."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self.api_client = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            obj = self.custom.get_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name
+            )
+            return cast(dict[str, Any], obj)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list_owned(self, kind: Kind, namespace: str, owner: str, uid: str) -> list[dict[str, Any]]:
+        """Objects of `kind` created by rung for the ModelDeployment `owner` (uid `uid`)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{OWNER_LABEL}={owner}"
+        result = cast(
+            dict[str, Any],
+            self.custom.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, label_selector=selector
+            ),
+        )
+        return [
+            item
+            for item in result.get("items", [])
+            if any(ref.get("uid") == uid for ref in item["metadata"].get("ownerReferences", []))
+        ]
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply `manifest` as field manager `rung`."""
+        kind = kind_of(manifest)
+        meta = manifest["metadata"]
+        obj = self.custom.patch_namespaced_custom_object(
+            kind.group,
+            kind.version,
+            meta["namespace"],
+            kind.plural,
+            meta["name"],
+            manifest,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        return cast(dict[str, Any], obj)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        """Delete an object; already gone is fine."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
+                name,
+                propagation_policy="Background",
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def replace_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Write the whole status of a ModelDeployment, conditional on its resourceVersion."""
+        meta = body["metadata"]
+        new_body = {
+            "apiVersion": MODEL_DEPLOYMENT.api_version,
+            "kind": MODEL_DEPLOYMENT.kind,
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "resourceVersion": meta["resourceVersion"],
+            },
+            "spec": body.get("spec", {}),
+            "status": status,
+        }
+        obj = self.custom.replace_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            new_body,
+            field_manager=FIELD_MANAGER,
+        )
+        return cast(dict[str, Any], obj)
+
+    def has_crd(self, kind: Kind) -> bool:
+        """Whether the cluster serves `kind` (its CRD is installed)."""
+        try:
+            resources = self.custom.get_api_resources(kind.group, kind.version)
+        except ApiException as error:
+            if error.status in (404, 403):
+                return False
+            raise
+        return any(r.name == kind.plural for r in resources.resources or [])

@@ -1,0 +1,1 @@
+"""Pure planning: what the world should look like, given a ModelDeployment. No I/O here."""

@@ -1,0 +1,76 @@
+"""Standard conditions: set one, keep lastTransitionTime when nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rung.api.status import Condition, ConditionStatus
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+MONITORING_READY = "MonitoringReady"
+
+
+def set_condition(
+    conditions: Iterable[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: str,
+    generation: int | None,
+) -> list[Condition]:
+    """`conditions` with `type_` set; its transition time moves only when status changes."""
+    out: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            out.append(cond)
+            continue
+        found = True
+        changed = cond.status != status
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if changed else cond.last_transition_time,
+                observed_generation=generation,
+            )
+        )
+    if not found:
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        )
+    return out
+
+
+def remove_condition(conditions: Iterable[Condition], type_: str) -> list[Condition]:
+    """`conditions` without `type_`."""
+    return [c for c in conditions if c.type != type_]
+
+
+def get_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
+    """The condition of type `type_`, if present."""
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def object_condition(obj: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    """A condition of type `type_` from a raw object's status (e.g. an InferenceService)."""
+    if not obj:
+        return None
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None

@@ -1,0 +1,95 @@
+"""Desired KServe InferenceServices, built with the `kserve` package's models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from kserve.api_client import ApiClient
+from kserve.models import (
+    V1beta1InferenceService,
+    V1beta1InferenceServiceSpec,
+    V1beta1ModelFormat,
+    V1beta1ModelSpec,
+    V1beta1PredictorSpec,
+)
+from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
+
+from rung.api.resource import ModelDeployment
+from rung.api.spec import ModelSource
+
+ISVC_GROUP = "serving.kserve.io"
+ISVC_VERSION = "v1beta1"
+ISVC_API_VERSION = f"{ISVC_GROUP}/{ISVC_VERSION}"
+ISVC_PLURAL = "inferenceservices"
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+MODEL_VERSION_LABEL = "rung.dev/model-version"
+ROLE_LABEL = "rung.dev/role"
+
+_serializer = ApiClient()
+
+
+def model_hash(model: ModelSource) -> str:
+    """A short, stable hash of the model fields whose change means a new model."""
+    fields = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def build_inference_service(
+    md: ModelDeployment,
+    model: ModelSource,
+    *,
+    name: str | None = None,
+    role: str = "stable",
+    extra_annotations: dict[str, str] | None = None,
+    canary_traffic_percent: int | None = None,
+) -> dict[str, Any]:
+    """The InferenceService serving `model` for `md`, as a plain manifest."""
+    serving = md.spec.serving
+    resources = None
+    if model.resources is not None:
+        resources = V1ResourceRequirements(
+            requests=model.resources.requests, limits=model.resources.limits
+        )
+    predictor = V1beta1PredictorSpec(
+        labels={**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
+        min_replicas=serving.min_replicas,
+        max_replicas=serving.max_replicas,
+        canary_traffic_percent=canary_traffic_percent,
+        model=V1beta1ModelSpec(
+            model_format=V1beta1ModelFormat(name=model.format),
+            runtime=model.runtime,
+            storage_uri=model.storage_uri,
+            resources=resources,
+        ),
+    )
+    meta = md.object_meta(name or md.name)
+    meta["labels"][MODEL_VERSION_LABEL] = model.version
+    meta["labels"][ROLE_LABEL] = role
+    meta["annotations"] = {
+        DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode,
+        **(extra_annotations or {}),
+    }
+    isvc = V1beta1InferenceService(
+        api_version=ISVC_API_VERSION,
+        kind="InferenceService",
+        metadata=V1ObjectMeta(**_snake(meta)),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+    )
+    manifest: dict[str, Any] = _serializer.sanitize_for_serialization(isvc)
+    if not manifest["spec"]["predictor"]["model"].get("name"):
+        # kserve's model class defaults the container name to ""; leave it unset.
+        manifest["spec"]["predictor"]["model"].pop("name", None)
+    return manifest
+
+
+def _snake(meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "labels": meta["labels"],
+        "annotations": meta.get("annotations"),
+        "owner_references": meta["ownerReferences"],
+    }

@@ -1,0 +1,122 @@
+"""PromQL templates: default queries per model kind, and their rendering (pure).
+
+Templates use `{{ variable }}` placeholders. Rendering fails on an unknown variable
+instead of sending a broken query to Prometheus. (A regex is enough here; a general
+template engine would accept constructs PromQL authors do not need.)
+
+Where the numbers come from in a cluster:
+- latency and request rate: the KServe model server's own `request_predict_seconds`
+  histogram (vLLM's histograms for `llm`), scraped from the predictor pods;
+- error rate: the mesh or gateway in front of the model (`istio_requests_total`
+  with `response_code`), because the model server has no per-status counter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rung.api.spec import ModelKind
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
+
+
+class TemplateError(ValueError):
+    """A query template names a variable that does not exist."""
+
+
+def render(template: str, variables: Mapping[str, str]) -> str:
+    """`template` with every `{{ variable }}` replaced; unknown names raise TemplateError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in variables:
+            known = ", ".join(sorted(variables))
+            raise TemplateError(f"unknown template variable {{{{ {key} }}}} (known: {known})")
+        return variables[key]
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def template_errors(template: str) -> list[str]:
+    """Names in `template` that are not template variables."""
+    return [m for m in _PLACEHOLDER.findall(template) if m not in VARIABLES]
+
+
+_POD = 'namespace="{{ namespace }}", pod=~"{{ target }}-predictor-.*"'
+_WORKLOAD = (
+    'destination_workload_namespace="{{ namespace }}",'
+    ' destination_workload=~"{{ target }}-predictor.*"'
+)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A service level indicator: what it is called and how to query it."""
+
+    name: str
+    query: str
+    unit: str
+
+
+ERROR_RATE = Indicator(
+    "error-rate",
+    f'sum(rate(istio_requests_total{{{_WORKLOAD}, response_code=~"5.."}}[{{{{ interval }}}}]))'
+    f" / sum(rate(istio_requests_total{{{_WORKLOAD}}}[{{{{ interval }}}}]))",
+    "ratio",
+)
+REQUEST_RATE = Indicator(
+    "request-rate",
+    f"sum(rate(request_predict_seconds_count{{{_POD}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+LATENCY_P95 = Indicator(
+    "latency-p95",
+    "1000 * histogram_quantile(0.95, sum by (le) "
+    f"(rate(request_predict_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    "ms",
+)
+LLM_LATENCY_P95 = Indicator(
+    "latency-p95",
+    "1000 * histogram_quantile(0.95, sum by (le) "
+    f"(rate(vllm:e2e_request_latency_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    "ms",
+)
+LLM_REQUEST_RATE = Indicator(
+    "request-rate",
+    f"sum(rate(vllm:e2e_request_latency_seconds_count{{{_POD}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+TTFT_P95 = Indicator(
+    "time-to-first-token-p95",
+    "1000 * histogram_quantile(0.95, sum by (le) "
+    f"(rate(vllm:time_to_first_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    "ms",
+)
+TOKENS_PER_SECOND = Indicator(
+    "tokens-per-second",
+    f"sum(rate(vllm:generation_tokens_total{{{_POD}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+INTER_TOKEN_LATENCY_P95 = Indicator(
+    "inter-token-latency-p95",
+    "1000 * histogram_quantile(0.95, sum by (le) "
+    f"(rate(vllm:time_per_output_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    "ms",
+)
+
+
+def indicators(kind: ModelKind) -> dict[str, Indicator]:
+    """The SLO indicators read into status for a model kind, by status field."""
+    if kind == "llm":
+        return {
+            "request_rate": LLM_REQUEST_RATE,
+            "error_rate": ERROR_RATE,
+            "latency_p95_ms": LLM_LATENCY_P95,
+            "time_to_first_token_p95_ms": TTFT_P95,
+            "tokens_per_second": TOKENS_PER_SECOND,
+        }
+    return {"request_rate": REQUEST_RATE, "error_rate": ERROR_RATE, "latency_p95_ms": LATENCY_P95}

@@ -1,0 +1,225 @@
+"""Read, plan, apply, write status: the I/O around `plan.reconcile.plan()`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from rung.api._base import parse_duration
+from rung.api.resource import ModelDeployment
+from rung.api.status import SloSnapshot
+from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, OWNED_KINDS, Kind, Kube, kind_of
+from rung.ladder import Capability, capabilities
+from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
+from rung.plan import conditions as cond
+from rung.plan.diff import covers
+from rung.plan.monitoring import effective_slo, query_variables, within_slo
+from rung.plan.promql import indicators, render
+from rung.plan.reconcile import ClusterFeatures, Event, Observation, SloReading, plan, timestamp
+from rung.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+SLO_WINDOW = "1m"
+
+
+class EventSink(Protocol):
+    """Where decisions are announced (kopf's Event poster in the operator)."""
+
+    def post(self, body: dict[str, Any], event: Event) -> None: ...
+
+
+class TransientError(RuntimeError):
+    """A failure worth retrying with backoff (conflict, throttling, server trouble)."""
+
+
+@dataclass
+class ReconcileResult:
+    """What one reconcile did; counted by tests and metrics."""
+
+    applied: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    status_written: bool = False
+    events: list[Event] = field(default_factory=list)
+
+
+class Reconciler:
+    """Brings one ModelDeployment's world in line with its spec."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        events: EventSink,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        providers: Callable[[str, str], MetricProvider] = provider_for,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.events = events
+        self.clock = clock
+        self.providers = providers
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._features: ClusterFeatures | None = None
+
+    def features(self) -> ClusterFeatures:
+        """What the cluster offers; discovered once."""
+        if self._features is None:
+            from rung.kube import HTTP_ROUTE, POD_MONITOR
+
+            self._features = ClusterFeatures(
+                prometheus_operator=self.kube.has_crd(POD_MONITOR),
+                gateway_api=self.kube.has_crd(HTTP_ROUTE),
+            )
+        return self._features
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def reconcile(self, namespace: str, name: str) -> ReconcileResult:
+        """One pass for the ModelDeployment `namespace/name`; serialised per object."""
+        with self._lock(namespace, name):
+            try:
+                return self._reconcile(namespace, name)
+            except ApiException as error:
+                if error.status in (409, 429) or (error.status or 0) >= 500:
+                    raise TransientError(f"{error.status} {error.reason}") from error
+                raise
+
+    def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
+        result = ReconcileResult()
+        body = self.kube.get(MODEL_DEPLOYMENT, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return result
+        md = ModelDeployment.from_body(body)
+        now = self.clock()
+        features = self.features()
+        live = {
+            kind: {o["metadata"]["name"]: o for o in self._owned(kind, md, features)}
+            for kind in OWNED_KINDS
+        }
+        observation = Observation(
+            md=md,
+            now=now,
+            inference_services=live[INFERENCE_SERVICE],
+            features=features,
+            slo=self._read_slo_if_due(md, now),
+            default_prometheus_url=self.settings.prometheus_url,
+        )
+        the_plan = plan(observation)
+        status = the_plan.status
+        wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
+        try:
+            for manifest in the_plan.desired:
+                kind = kind_of(manifest)
+                obj_name = manifest["metadata"]["name"]
+                wanted[kind].add(obj_name)
+                current = live[kind].get(obj_name)
+                if current is None or not covers(current, manifest):
+                    self.kube.apply(manifest)
+                    result.applied.append(f"{kind.kind}/{obj_name}")
+            for kind, objects in live.items():
+                for obj_name in objects:
+                    if obj_name not in wanted[kind]:
+                        self.kube.delete(kind, namespace, obj_name)
+                        result.deleted.append(f"{kind.kind}/{obj_name}")
+        except ApiException as error:
+            if error.status in (409, 429) or (error.status or 0) >= 500:
+                raise
+            message = f"{error.status} {error.reason}: {_api_message(error)}"
+            status = status.model_copy(
+                update={
+                    "phase": "Failed",
+                    "conditions": cond.set_condition(
+                        status.conditions,
+                        cond.DEGRADED,
+                        "True",
+                        "ApplyFailed",
+                        message,
+                        now=timestamp(now),
+                        generation=md.generation,
+                    ),
+                }
+            )
+            the_plan.events.append(Event("ApplyFailed", message, "Warning"))
+        new_status = status.wire()
+        if new_status != (body.get("status") or {}):
+            self.kube.replace_status(body, new_status)
+            result.status_written = True
+        for event in the_plan.events:
+            self.events.post(body, event)
+        result.events = the_plan.events
+        if result.applied or result.deleted or result.events:
+            log.info(
+                "reconciled %s/%s: applied %s, deleted %s, events %s",
+                namespace,
+                name,
+                result.applied,
+                result.deleted,
+                [e.reason for e in the_plan.events],
+            )
+        return result
+
+    def _owned(
+        self, kind: Kind, md: ModelDeployment, features: ClusterFeatures
+    ) -> list[dict[str, Any]]:
+        if kind.group == "monitoring.coreos.com" and not features.prometheus_operator:
+            return []
+        if kind.group == "gateway.networking.k8s.io" and not features.gateway_api:
+            return []
+        return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
+
+    def _read_slo_if_due(self, md: ModelDeployment, now: datetime) -> SloReading | None:
+        spec = md.spec
+        if Capability.MONITORING not in capabilities(spec.maturity.level, spec.maturity.overrides):
+            return None
+        monitoring = spec.monitoring
+        interval = parse_duration(monitoring.interval if monitoring else "30s")
+        last = md.status.slo
+        healthy = cond.get_condition(md.status.conditions, cond.MONITORING_READY)
+        if last is not None and healthy is not None and healthy.status == "True":
+            measured = datetime.fromisoformat(last.measured_at.replace("Z", "+00:00"))
+            if (now - measured).total_seconds() < interval:
+                return None
+        url = (monitoring.prometheus.url if monitoring and monitoring.prometheus else None) or (
+            self.settings.prometheus_url
+        )
+        if not url:
+            return SloReading(
+                error="no Prometheus to read: set spec.monitoring.prometheus.url"
+                " or the operator's --prometheus-url"
+            )
+        return read_slo(self.providers("prometheus", url), md, now)
+
+
+def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> SloReading:
+    """The SLO indicators of `md`'s stable model, or why they could not be read."""
+    variables = query_variables(md, md.name, SLO_WINDOW)
+    values: dict[str, float | None] = {}
+    try:
+        for field_name, indicator in indicators(md.spec.model.kind).items():
+            values[field_name] = provider.run_query(render(indicator.query, variables))
+    except MetricsUnavailableError as error:
+        return SloReading(error=str(error))
+    snapshot = SloSnapshot(measured_at=timestamp(now), **values)
+    slo = effective_slo(md.spec.model.kind, md.spec.monitoring.slo if md.spec.monitoring else None)
+    return SloReading(
+        snapshot=snapshot.model_copy(update={"within_slo": within_slo(snapshot, slo)})
+    )
+
+
+def _api_message(error: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.body)[:500]
+    except (ValueError, AttributeError):
+        return str(error.body)[:500]

@@ -1,0 +1,50 @@
+"""Operator settings: flags override environment variables override defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """How the operator runs. Each field has a `RUNG_*` environment variable."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (RUNG_NAMESPACES, comma separated); empty means all."""
+    json_logs: bool = False
+    """Log one JSON object per line (RUNG_JSON_LOGS)."""
+    liveness_endpoint: str | None = None
+    """Serve a liveness probe here, e.g. http://0.0.0.0:8080/healthz (RUNG_LIVENESS)."""
+    metrics_port: int | None = None
+    """Serve the operator's Prometheus metrics on this port (RUNG_METRICS_PORT)."""
+    peering: str | None = None
+    """kopf peering object name for leader election; None runs standalone (RUNG_PEERING)."""
+    prometheus_url: str | None = None
+    """Prometheus used when a ModelDeployment names none (RUNG_PROMETHEUS_URL)."""
+    resync_seconds: float = 30.0
+    """How often every ModelDeployment is reconciled even without changes
+    (RUNG_RESYNC_SECONDS); rollouts and SLO snapshots advance on this tick."""
+    verbose: bool = False
+    """Debug logging (RUNG_VERBOSE)."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+        """Settings from RUNG_* environment variables."""
+        env = dict(os.environ if env is None else env)
+
+        def flag(name: str) -> bool:
+            return env.get(name, "").lower() in ("1", "true", "yes", "on")
+
+        port = env.get("RUNG_METRICS_PORT")
+        return cls(
+            namespaces=tuple(n for n in env.get("RUNG_NAMESPACES", "").split(",") if n),
+            json_logs=flag("RUNG_JSON_LOGS"),
+            liveness_endpoint=env.get("RUNG_LIVENESS") or None,
+            metrics_port=int(port) if port else None,
+            peering=env.get("RUNG_PEERING") or None,
+            prometheus_url=env.get("RUNG_PROMETHEUS_URL") or None,
+            resync_seconds=float(env.get("RUNG_RESYNC_SECONDS") or 30.0),
+            verbose=flag("RUNG_VERBOSE"),
+        )

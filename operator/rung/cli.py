@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(json_logs: bool, verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.INFO
     handler = logging.StreamHandler()
     if json_logs:
         handler.setFormatter(_JsonFormatter())
@@ -68,8 +68,9 @@ def _configure_logging(json_logs: bool, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kopf.objects", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.DEBUG)
+    # --verbose is about Rung's own decisions; kopf and HTTP stay at their usual level.
+    logging.getLogger("rung").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 class _JsonFormatter(logging.Formatter):

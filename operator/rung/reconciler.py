@@ -157,7 +157,9 @@ class Reconciler:
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events
-        if result.applied or result.deleted or result.events:
+        if not (result.applied or result.deleted or result.status_written or result.events):
+            log.debug("reconcile %s/%s: no change", namespace, name)
+        else:
             log.info(
                 "reconciled %s/%s: applied %s, deleted %s, events %s",
                 namespace,

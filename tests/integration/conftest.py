@@ -1,0 +1,33 @@
+"""Integration fixtures: Rung's CRD installed, and the operator running against the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from integration_kit import OperatorProcess, install_crds, run_operator
+from kubernetes import client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def rung_crds(kube_api: client.ApiClient) -> None:
+    """The ModelDeployment CRD from crds/, installed and Established."""
+    install_crds(kube_api)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubeconfig: str, rung_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One `rung run` for the whole session, watching every namespace, resyncing each second."""
+    log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
+    with run_operator(kubeconfig, log, "--resync-seconds", "1", "--verbose") as op:
+        yield op
+    print(f"operator log: {log}")

@@ -1,0 +1,327 @@
+"""Helpers for integration tests on a real API server: apply, watch, run the operator.
+
+Names say when a helper plays a part that a missing component would play in a real
+cluster (for example `play_kserve_mark_ready`, standing in for the KServe
+controller, which does not run in the local control plane).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "rung.dev", "v1alpha1", "modeldeployments"
+ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
+Obj = dict[str, Any]
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def install_crds(api: client.ApiClient) -> None:
+    """Apply crds/ (server-side) and wait until every CRD is Established."""
+    ext = client.ApiextensionsV1Api(api)
+    names = []
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        names.append(crd["metadata"]["name"])
+        try:
+            existing = ext.read_custom_resource_definition(crd["metadata"]["name"])
+            crd["metadata"]["resourceVersion"] = existing.metadata.resource_version
+            ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            ext.create_custom_resource_definition(crd)
+    for name in names:
+        wait_until(
+            lambda n=name: any(  # type: ignore[misc]
+                c.type == "Established" and c.status == "True"
+                for c in (ext.read_custom_resource_definition(n).status.conditions or [])
+            ),
+            f"CRD {name} established",
+        )
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll `predicate` (cheap, local reads) until truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def watch_object(
+    api: client.ApiClient,
+    gvp: tuple[str, str, str],
+    namespace: str,
+    name: str,
+    predicate: Callable[[Obj], bool],
+    what: str,
+    timeout: float = 60,
+) -> Obj:
+    """Watch one custom object until `predicate(obj)` holds; return that object."""
+    group, version, plural = gvp
+    api_ = custom(api)
+    deadline = time.monotonic() + timeout
+    last: Obj | None = None
+    while time.monotonic() < deadline:
+        try:
+            current = api_.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            current = None
+        if current is not None:
+            last = current
+            if predicate(current):
+                return current
+        rv = current["metadata"]["resourceVersion"] if current else None
+        remaining = max(1, int(deadline - time.monotonic()))
+        stream = watch.Watch().stream(
+            api_.list_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            field_selector=f"metadata.name={name}",
+            resource_version=rv,
+            timeout_seconds=min(remaining, 30),
+        )
+        try:
+            for event in stream:
+                obj = event["object"]
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    last = obj
+                    if predicate(obj):
+                        return dict(obj)
+        except ApiException as error:
+            if error.status != 410:  # resource version too old: re-list
+                raise
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}; last seen:\n"
+        + yaml.safe_dump((last or {}).get("status") or last or {}, sort_keys=False)
+    )
+
+
+def watch_md(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    predicate: Callable[[Obj], bool],
+    what: str,
+    timeout: float = 60,
+) -> Obj:
+    return watch_object(api, (GROUP, VERSION, PLURAL), namespace, name, predicate, what, timeout)
+
+
+def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return None
+
+
+def is_condition(obj: Mapping[str, Any], type_: str, status: str) -> bool:
+    found = condition(obj, type_)
+    return found is not None and found["status"] == status
+
+
+def model_deployment(
+    name: str, namespace: str, *, level: int = 0, version: str = "v1", **spec_extra: Any
+) -> Obj:
+    spec: Obj = {
+        "maturity": {"level": level},
+        "model": {
+            "format": "sklearn",
+            "storageUri": f"s3://models/{name}/{version}",
+            "version": version,
+        },
+    }
+    spec.update(spec_extra)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def create_md(api: client.ApiClient, body: Obj) -> Obj:
+    ns = body["metadata"]["namespace"]
+    return dict(custom(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body))
+
+
+def patch_md(api: client.ApiClient, namespace: str, name: str, patch: Obj) -> Obj:
+    return dict(
+        custom(api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+    )
+
+
+def get_isvc(api: client.ApiClient, namespace: str, name: str) -> Obj | None:
+    try:
+        return dict(custom(api).get_namespaced_custom_object(*ISVC[:2], namespace, ISVC[2], name))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def play_kserve_mark_ready(
+    api: client.ApiClient, namespace: str, name: str, ready: bool = True, reason: str = ""
+) -> None:
+    """Stand in for the KServe controller: write the InferenceService's readiness.
+
+    The local control plane runs no KServe controller, so a test writes through the
+    status subresource what KServe would report for a (not) ready predictor.
+    """
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = "True" if ready else "False"
+    conds = [
+        {
+            "type": t,
+            "status": status,
+            "lastTransitionTime": now,
+            **({"reason": reason or "PredictorNotReady"} if not ready else {}),
+        }
+        for t in ("PredictorReady", "IngressReady", "Ready")
+    ]
+    body = {
+        "status": {
+            "conditions": conds,
+            "url": f"http://{name}.{namespace}.example.com",
+            "observedGeneration": (get_isvc(api, namespace, name) or {})
+            .get("metadata", {})
+            .get("generation", 1),
+        }
+    }
+    custom(api).patch_namespaced_custom_object_status(
+        *ISVC[:2],
+        namespace,
+        ISVC[2],
+        name,
+        body,
+        _content_type="application/merge-patch+json",
+    )
+
+
+@dataclass
+class OperatorProcess:
+    """`rung run` started as a subprocess (the way it runs in a Pod)."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def run_operator(
+    kubeconfig: str, log_path: Path, *args: str, env: Mapping[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """Run the operator until the block ends; fail with its log if it dies early."""
+    full_env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1", **(env or {})}
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rung", "run", *args],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=ROOT,
+    )
+    op = OperatorProcess(proc, log_path)
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or "starting rung" in op.log(),
+            "operator start",
+            timeout=60,
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"operator exited early:\n{op.log()[-4000:]}")
+        yield op
+    finally:
+        op.stop()
+        log_file.close()
+
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+
+
+def write_requests(api: client.ApiClient) -> int:
+    """Write requests the API server has served for the kinds Rung touches.
+
+    Read from the API server's own `apiserver_request_total` counter: ModelDeployments,
+    InferenceServices, Prometheus Operator objects, HTTPRoutes and core Events.
+    """
+    text = _raw_metrics(api)
+    total = 0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if labels.get("verb") not in WRITE_VERBS:
+            continue
+        group, resource = labels.get("group", ""), labels.get("resource", "")
+        ours = group in (
+            "rung.dev",
+            "serving.kserve.io",
+            "monitoring.coreos.com",
+            "gateway.networking.k8s.io",
+        ) or (group == "" and resource == "events")
+        if ours:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def _raw_metrics(api: client.ApiClient) -> str:
+    config = api.configuration
+    import urllib3
+
+    http = urllib3.PoolManager(
+        cert_reqs="CERT_REQUIRED" if config.verify_ssl else "CERT_NONE",
+        ca_certs=config.ssl_ca_cert,
+        cert_file=config.cert_file,
+        key_file=config.key_file,
+    )
+    headers = {}
+    if config.api_key.get("authorization"):
+        headers["authorization"] = config.api_key["authorization"]
+    response = http.request("GET", f"{config.host}/metrics", headers=headers)
+    return str(response.data.decode())

@@ -1,0 +1,175 @@
+"""The API server rejects invalid ModelDeployments at admission, naming the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from integration_kit import create_md, model_deployment
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.usefixtures("rung_crds")
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """A valid level-0 spec with `path` (dot separated, under spec) set to `value`."""
+    spec = copy.deepcopy(model_deployment("x", "ns")["spec"])
+    node = spec
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    if value is _DELETE:
+        node.pop(keys[-1])
+    else:
+        node[keys[-1]] = value
+    return spec
+
+
+_DELETE = object()
+_PIPELINE_JOB = {"type": "job", "job": {"template": {"template": {"spec": {}}}}}
+
+INVALID = [
+    (
+        "level above 4",
+        _with("maturity.level", 5),
+        ["spec.maturity.level", "less than or equal to 4"],
+    ),
+    ("negative level", _with("maturity.level", -1), ["spec.maturity.level"]),
+    (
+        "missing storageUri",
+        _with("model.storageUri", _DELETE),
+        ["spec.model.storageUri", "Required value"],
+    ),
+    ("empty storageUri", _with("model.storageUri", ""), ["spec.model.storageUri"]),
+    ("missing model version", _with("model.version", _DELETE), ["spec.model.version"]),
+    ("negative minReplicas", _with("serving.minReplicas", -1), ["spec.serving.minReplicas"]),
+    (
+        "inverted replica bounds",
+        _with("serving", {"minReplicas": 3, "maxReplicas": 2}),
+        ["spec.serving.maxReplicas", "greater than or equal to minReplicas"],
+    ),
+    (
+        "steps not increasing",
+        _with("rollout", {"steps": [10, 50, 25]}),
+        ["spec.rollout.steps", "strictly increasing"],
+    ),
+    (
+        "repeated step",
+        _with("rollout", {"steps": [10, 10, 100]}),
+        ["spec.rollout.steps", "strictly increasing"],
+    ),
+    (
+        "step above 100",
+        _with("rollout", {"steps": [50, 150]}),
+        ["spec.rollout.steps[1]", "less than or equal to 100"],
+    ),
+    (
+        "malformed interval",
+        _with("rollout", {"interval": "soon"}),
+        ["spec.rollout.interval", "must be a duration"],
+    ),
+    (
+        "malformed cooldown",
+        _with("retraining", {"cooldown": "1 day"}),
+        ["spec.retraining.cooldown", "must be a duration"],
+    ),
+    (
+        "deadline shorter than interval",
+        _with("rollout", {"interval": "5m", "progressDeadline": "1m"}),
+        ["spec.rollout.progressDeadline", "longer than interval"],
+    ),
+    (
+        "unknown router",
+        _with("rollout", {"router": "istio"}),
+        ["spec.rollout.router", "Unsupported value", "gateway-api"],
+    ),
+    (
+        "unknown launcher",
+        _with("retraining", {"pipeline": {"type": "airflow"}}),
+        ["spec.retraining.pipeline.type", "Unsupported value"],
+    ),
+    (
+        "launcher without its settings",
+        _with("retraining", {"pipeline": {"type": "webhook"}}),
+        ["spec.retraining.pipeline.webhook", "type webhook needs webhook"],
+    ),
+    ("unknown model kind", _with("model.kind", "vision"), ["spec.model.kind"]),
+    (
+        "unknown onNoData",
+        _with("rollout", {"analysis": {"onNoData": "ignore"}}),
+        ["spec.rollout.analysis.onNoData"],
+    ),
+    (
+        "metric without threshold",
+        _with("rollout", {"analysis": {"metrics": [{"name": "e", "query": "up"}]}}),
+        ["spec.rollout.analysis.metrics[0]", "max, min or maxIncreaseOverStable"],
+    ),
+    (
+        "level 3 without a pipeline",
+        _with("maturity.level", 3),
+        ["spec.retraining.pipeline", "required at maturity level 3"],
+    ),
+    (
+        "level 4 without ownership",
+        {**_with("maturity.level", 4), "retraining": {"pipeline": _PIPELINE_JOB}},
+        ["spec.governance.owner", "required at maturity level 4"],
+    ),
+    (
+        "canary without monitoring",
+        _with("maturity", {"level": 2, "overrides": {"monitoring": False}}),
+        ["spec.maturity.overrides.monitoring", "need monitoring"],
+    ),
+    (
+        "drift trigger without threshold",
+        _with("retraining", {"triggers": [{"type": "drift", "query": "up"}]}),
+        ["spec.retraining.triggers[0]", "drift trigger needs query and above"],
+    ),
+    (
+        "gateway-api router in Serverless mode",
+        {
+            **_with("rollout", {"router": "gateway-api"}),
+            "serving": {"deploymentMode": "Serverless"},
+        },
+        ["spec.rollout.router", "RawDeployment"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_model_deployment_is_rejected_naming_the_field(
+    kube_api: client.ApiClient,
+    namespace: str,
+    case: str,
+    spec: dict[str, Any],
+    expected: list[str],
+) -> None:
+    body = model_deployment("bad", namespace)
+    body["spec"] = spec
+
+    with pytest.raises(ApiException) as raised:
+        create_md(kube_api, body)
+
+    assert raised.value.status == 422, raised.value.body
+    message = json.loads(raised.value.body)["message"]
+    for fragment in expected:
+        assert fragment in message, f"{case}: {fragment!r} not in {message!r}"
+
+
+def test_a_valid_model_deployment_gets_defaults(kube_api: client.ApiClient, namespace: str) -> None:
+    body = model_deployment("good", namespace)
+    body["spec"]["rollout"] = {}
+
+    created = create_md(kube_api, body)
+
+    spec = created["spec"]
+    assert spec["serving"] == {
+        "deploymentMode": "RawDeployment",
+        "minReplicas": 1,
+        "maxReplicas": 1,
+    }
+    assert spec["model"]["kind"] == "predictive"
+    assert spec["rollout"]["steps"] == [10, 25, 50, 100]
+    assert spec["rollout"]["router"] == "kserve"

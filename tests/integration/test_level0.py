@@ -1,0 +1,170 @@
+"""Level 0 on a real API server: the InferenceService lifecycle and status mirroring."""
+
+from __future__ import annotations
+
+import pytest
+from integration_kit import (
+    ISVC,
+    create_md,
+    custom,
+    get_isvc,
+    is_condition,
+    model_deployment,
+    patch_md,
+    play_kserve_mark_ready,
+    wait_until,
+    watch_md,
+    watch_object,
+    write_requests,
+)
+from kubernetes import client
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def _ready(ns: str, name: str, api: client.ApiClient) -> dict:
+    """Create, let the (stand-in) KServe controller mark it ready, wait for phase Ready."""
+    wait_until(lambda: get_isvc(api, ns, name), f"InferenceService {ns}/{name}")
+    play_kserve_mark_ready(api, ns, name)
+    return watch_md(
+        api, ns, name, lambda o: (o.get("status") or {}).get("phase") == "Ready", "phase Ready"
+    )
+
+
+def test_create_builds_an_owned_inference_service(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    md = create_md(kube_api, model_deployment("iris", namespace))
+
+    isvc = wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
+
+    owner = isvc["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "ModelDeployment",
+        "iris",
+        md["metadata"]["uid"],
+    )
+    assert owner["controller"] is True
+    labels = isvc["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "rung"
+    assert labels["rung.dev/model-deployment"] == "iris"
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["modelFormat"] == {"name": "sklearn"}
+    assert model["storageUri"] == "s3://models/iris/v1"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    status = watch_md(
+        kube_api,
+        namespace,
+        "iris",
+        lambda o: (o.get("status") or {}).get("observedGeneration") == 1,
+        "first status",
+    )["status"]
+    assert status["level"] == 0
+    assert status["capabilities"] == ["serving"]
+    assert status["phase"] == "Progressing"
+    assert status["stable"]["version"] == "v1"
+
+
+def test_readiness_is_mirrored_into_conditions(kube_api: client.ApiClient, namespace: str) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+
+    md = _ready(namespace, "iris", kube_api)
+
+    assert is_condition(md, "Ready", "True")
+    assert is_condition(md, "Progressing", "False")
+    assert is_condition(md, "Degraded", "False")
+    assert md["status"]["url"] == f"http://iris.{namespace}.example.com"
+
+    play_kserve_mark_ready(kube_api, namespace, "iris", ready=False, reason="PodCrashing")
+    md = watch_md(
+        kube_api, namespace, "iris", lambda o: is_condition(o, "Ready", "False"), "Ready False"
+    )
+    ready = next(c for c in md["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "PodCrashing"
+
+
+def test_spec_change_updates_the_inference_service(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+    _ready(namespace, "iris", kube_api)
+
+    patch_md(
+        kube_api,
+        namespace,
+        "iris",
+        {"spec": {"model": {"storageUri": "s3://models/iris/v2", "version": "v2"}}},
+    )
+
+    isvc = watch_object(
+        kube_api,
+        ISVC,
+        namespace,
+        "iris",
+        lambda o: o["spec"]["predictor"]["model"]["storageUri"] == "s3://models/iris/v2",
+        "InferenceService updated",
+    )
+    assert isvc["metadata"]["labels"]["rung.dev/model-version"] == "v2"
+    md = watch_md(
+        kube_api,
+        namespace,
+        "iris",
+        lambda o: (o.get("status") or {}).get("observedGeneration") == 2,
+        "observedGeneration 2",
+    )
+    assert md["status"]["stable"]["version"] == "v2"
+    assert [h["event"] for h in md["status"]["history"]] == ["Deployed", "ModelReplaced"]
+
+
+def test_decisions_are_kubernetes_events(kube_api: client.ApiClient, namespace: str) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+    core = client.CoreV1Api(kube_api)
+
+    events = wait_until(
+        lambda: [
+            e
+            for e in core.list_namespaced_event(namespace).items
+            if e.involved_object.kind == "ModelDeployment" and e.reason == "Deploying"
+        ],
+        "a Deploying event",
+    )
+    assert events[0].involved_object.name == "iris"
+    assert "v1" in events[0].message
+
+
+def test_idle_resync_writes_nothing(kube_api: client.ApiClient, namespace: str, operator) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+    _ready(namespace, "iris", kube_api)
+    idle = f"reconcile {namespace}/iris: no change"
+    # The operator has settled once a reconcile finds nothing to do.
+    wait_until(lambda: idle in operator.log(), "a reconcile with nothing to do")
+    before = write_requests(kube_api)
+    seen = operator.log().count(idle)
+    # Watch the operator's log until three more resync ticks have passed.
+    wait_until(lambda: operator.log().count(idle) >= seen + 3, "three idle resyncs")
+    after = write_requests(kube_api)
+
+    assert after - before == 0, (
+        f"{after - before} write requests during an idle resync:\n" + operator.log()[-3000:]
+    )
+    assert operator.process.poll() is None
+
+
+def test_deleting_removes_what_it_owned(kube_api: client.ApiClient, namespace: str) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+    wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
+
+    custom(kube_api).delete_namespaced_custom_object(
+        "rung.dev",
+        "v1alpha1",
+        namespace,
+        "modeldeployments",
+        "iris",
+        propagation_policy="Foreground",
+    )
+
+    wait_until(
+        lambda: get_isvc(kube_api, namespace, "iris") is None,
+        "InferenceService garbage-collected",
+        timeout=90,
+    )

@@ -196,7 +196,10 @@ class LocalCluster:
         started = time.monotonic()
         with self._lock():
             if self.is_running():
-                self.log(f"reusing the running cluster in {self.state_dir} ({self.server})")
+                self.log(
+                    f"reusing the running cluster in {self.state_dir} ({self.server}); "
+                    f"checked in {time.monotonic() - started:.1f}s"
+                )
                 return self.kubeconfig
             self._stop_all()
             self._wipe_state()
@@ -421,6 +424,9 @@ class LocalCluster:
             "kube-apiserver",
             [
                 "--advertise-address=127.0.0.1",
+                # The lease reconciler refuses a loopback address; nothing in the
+                # cluster dials the `kubernetes` Service here, so keep no Endpoints.
+                "--endpoint-reconciler-type=none",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports.apiserver}",
                 f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",

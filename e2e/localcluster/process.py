@@ -80,6 +80,10 @@ class Component:
                 close_fds=True,
             )
         self.pidfile.write_text(f"{proc.pid}\n{self.argv[0]}\n")
+        # Popen returns mid-execve; /proc/PID/cmdline can still be empty for a moment.
+        deadline = time.monotonic() + 2
+        while not cmdline(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         return proc.pid
 
     def log_tail(self, lines: int = 25) -> str:
@@ -100,6 +104,11 @@ def read_pidfile(pidfile: Path) -> int | None:
     if not pid_alive(pid):
         return None
     cmd = cmdline(pid)
+    for _ in range(20):  # empty while the process is between fork and exec
+        if cmd or not pid_alive(pid):
+            break
+        time.sleep(0.005)
+        cmd = cmdline(pid)
     if not cmd or (exe and cmd[0] != exe):
         return None  # the pid now belongs to something else
     return pid

@@ -1,0 +1,91 @@
+"""Builders of ModelDeployments and live objects shared by the unit tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rung.api.resource import ModelDeployment
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+NOW_TEXT = "2025-03-01T12:00:00Z"
+LATER = NOW + timedelta(minutes=5)
+LATER_TEXT = "2025-03-01T12:05:00Z"
+
+NAME = "fraud"
+NAMESPACE = "team-a"
+UID = "0b6f6a8e-1111-2222-3333-444455556666"
+
+
+def model(**fields: Any) -> dict[str, Any]:
+    """A spec.model in wire form; `fields` (camelCase) replace or add keys."""
+    return {
+        "format": "sklearn",
+        "storageUri": "s3://models/fraud/v1",
+        "version": "v1",
+        **fields,
+    }
+
+
+def body(
+    *,
+    level: int = 0,
+    generation: int = 1,
+    model_fields: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A ModelDeployment as the API server returns it."""
+    maturity = spec.pop("maturity", {"level": level})
+    return {
+        "apiVersion": "rung.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "uid": UID,
+            "generation": generation,
+            "annotations": annotations or {},
+        },
+        "spec": {"maturity": maturity, "model": model(**(model_fields or {})), **spec},
+        "status": status or {},
+    }
+
+
+def md(**kwargs: Any) -> ModelDeployment:
+    """A parsed ModelDeployment; keyword arguments as for `body`."""
+    return ModelDeployment.from_body(body(**kwargs))
+
+
+def live_isvc(
+    *,
+    storage_uri: str = "s3://models/fraud/v1",
+    ready: str | None = "True",
+    reason: str | None = None,
+    message: str | None = None,
+    url: str | None = "http://fraud.team-a.example.com",
+    model_status: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An InferenceService as KServe leaves it, with a Ready condition when `ready` is set."""
+    status: dict[str, Any] = {}
+    if ready is not None:
+        condition: dict[str, Any] = {"type": "Ready", "status": ready}
+        if reason:
+            condition["reason"] = reason
+        if message:
+            condition["message"] = message
+        status["conditions"] = [condition]
+    if url:
+        status["url"] = url
+    if model_status is not None:
+        status["modelStatus"] = model_status
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}
+        },
+        "status": status,
+    }

@@ -1,0 +1,111 @@
+"""rung.plan.diff.covers: does a live object already carry every desired field?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rung.plan.diff import covers
+
+
+@pytest.mark.parametrize(
+    ("live", "desired"),
+    [
+        ("a", "a"),
+        (1, 1),
+        (None, None),
+        (True, True),
+        ({}, {}),
+        ([], []),
+        ({"a": 1, "b": 2}, {"a": 1}),
+        ({"a": {"b": {"c": 1, "x": 9}, "y": 8}}, {"a": {"b": {"c": 1}}}),
+        ({"spec": {"replicas": 1}, "status": {"ready": True}}, {"spec": {"replicas": 1}}),
+        ([{"a": 1, "extra": 2}, {"b": 2}], [{"a": 1}, {"b": 2}]),
+        ({"l": [1, 2, 3]}, {"l": [1, 2, 3]}),
+        ({"a": 1}, {"missing": None}),
+        (1, 1.0),
+        (1.0, 1),
+        (0.5, 0.5),
+        ({"weight": 100}, {"weight": 100.0}),
+    ],
+    ids=[
+        "equal-strings",
+        "equal-ints",
+        "both-none",
+        "equal-bools",
+        "empty-dicts",
+        "empty-lists",
+        "extra-live-field-ignored",
+        "nested-extra-live-fields-ignored",
+        "status-written-by-others-ignored",
+        "extra-fields-inside-list-items-ignored",
+        "equal-lists",
+        "desired-none-matches-absent",
+        "int-live-float-desired",
+        "float-live-int-desired",
+        "equal-floats",
+        "nested-int-vs-float",
+    ],
+)
+def test_covers(live: Any, desired: Any) -> None:
+    assert covers(live, desired) is True
+
+
+@pytest.mark.parametrize(
+    ("live", "desired"),
+    [
+        ("a", "b"),
+        (1, 2),
+        (1, 1.5),
+        (1.5, 1),
+        ("1", 1),
+        ("1", 1.0),
+        (None, "a"),
+        (None, {"a": 1}),
+        ("x", {"a": 1}),
+        ({"a": 1}, {"a": 2}),
+        ({}, {"a": 1}),
+        ({"a": {"b": 1}}, {"a": {"b": 2}}),
+        ({"a": {"b": 1}}, {"a": {"b": 1, "c": 1}}),
+        ([1, 2], [1, 2, 3]),
+        ([1, 2, 3], [1, 2]),
+        ([], [1]),
+        ([1], []),
+        ([2, 1], [1, 2]),
+        ({"l": [1]}, {"l": 1}),
+        (None, []),
+        ({"a": 1}, [1]),
+        ([{"a": 1}], [{"a": 2}]),
+        (None, 1.0),
+        ("1.0", 1.0),
+    ],
+    ids=[
+        "different-strings",
+        "different-ints",
+        "int-vs-different-float",
+        "float-vs-different-int",
+        "string-vs-int",
+        "string-vs-float",
+        "absent-vs-string",
+        "absent-vs-dict",
+        "scalar-vs-dict",
+        "different-value",
+        "missing-key",
+        "nested-different-value",
+        "nested-missing-key",
+        "list-shorter-than-desired",
+        "list-longer-than-desired",
+        "empty-vs-nonempty-list",
+        "nonempty-vs-empty-list",
+        "list-order-matters",
+        "list-vs-scalar",
+        "absent-vs-empty-list",
+        "dict-vs-list",
+        "list-item-differs",
+        "absent-vs-float",
+        "string-vs-float-lookalike",
+    ],
+)
+def test_does_not_cover(live: Any, desired: Any) -> None:
+    assert covers(live, desired) is False

@@ -31,7 +31,7 @@ from . import manifests, pki
 from .api import FIELD_MANAGER, APIClient, APIError, object_path
 from .kubeconfig import write_kubeconfig
 from .pki import ClusterPKI
-from .process import Component, read_pidfile, stop_pidfile
+from .process import Component, read_pidfile, stop_pidfile, wait_reaped
 from .versions import REPO_ROOT, BinDirs, read_versions
 
 JSON = dict[str, Any]
@@ -238,14 +238,16 @@ class LocalCluster:
 
     def _stop_all(self) -> None:
         errors = []
+        stopped: list[int] = []
         for name in reversed(COMPONENTS):
             pidfile = self._pidfile(name)
             if read_pidfile(pidfile) is not None:
                 self.log(f"stopping {name}")
             try:
-                stop_pidfile(pidfile)
+                stopped += stop_pidfile(pidfile)
             except RuntimeError as err:
                 errors.append(str(err))
+        wait_reaped(stopped)  # so that not even a zombie is left behind
         if errors:
             raise ClusterError("; ".join(errors))
 
@@ -332,33 +334,39 @@ class LocalCluster:
             client.apply(object_path(_NODE), _NODE)
             pending_crds: list[str] = []
             if crds is not None:
-                for doc in self._result("CRD manifests", crds, deadline):
-                    try:
-                        client.apply(object_path(doc), doc)
-                    except (APIError, ValueError, OSError) as err:
-                        raise ClusterError(f"installing CRDs failed: {err}") from err
-                    if doc["kind"] == "CustomResourceDefinition":
-                        pending_crds.append(doc["metadata"]["name"])
+                docs: list[JSON] = self._result("CRD manifests", crds, deadline)
+                pending_crds = self._apply_all(client, docs)
             self.log(f"node and {len(pending_crds)} CRDs applied ({time.monotonic() - t0:.1f}s)")
-
-            self._wait(kcm, deadline, lambda: _https_ok(ports.controller_manager), everything)
-            self._wait(scheduler, deadline, lambda: _https_ok(ports.scheduler), everything)
-            self._wait(kwok, deadline, lambda: _node_ready(client, NODE_NAME), everything)
-            self._wait(
-                kcm,
-                deadline,
-                lambda: (
-                    client.get("/api/v1/namespaces/default/serviceaccounts/default") is not None
-                ),
-                everything,
-            )
 
             def established() -> bool:
                 pending_crds[:] = [n for n in pending_crds if not _crd_established(client, n)]
                 return not pending_crds
 
-            self._wait(apiserver, deadline, established, everything, what="CRDs established")
-            self.log(f"controllers, node and CRDs ready ({time.monotonic() - t0:.1f}s)")
+            checks: list[tuple[str, Component, Callable[[], bool]]] = [
+                ("CRDs established", apiserver, established),
+                ("controller-manager", kcm, lambda: _https_ok(ports.controller_manager)),
+                ("scheduler", scheduler, lambda: _https_ok(ports.scheduler)),
+                ("node Ready", kwok, lambda: _node_ready(client, NODE_NAME)),
+                ("default ServiceAccount", kcm, lambda: _has_default_sa(client)),
+            ]
+            timings = []
+            for what, component, check in checks:
+                self._wait(component, deadline, check, everything, what=what)
+                timings.append(f"{what} {time.monotonic() - t0:.1f}s")
+            self.log("ready: " + ", ".join(timings))
+
+    def _apply_all(self, client: APIClient, docs: list[JSON]) -> list[str]:
+        """Apply the CRDs (in parallel), then the other documents; return the CRD names."""
+        crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+        others = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda d: client.apply(object_path(d), d), crds))
+            for doc in others:
+                client.apply(object_path(doc), doc)
+        except (APIError, ValueError, OSError) as err:
+            raise ClusterError(f"installing CRDs failed: {err}") from err
+        return [d["metadata"]["name"] for d in crds]
 
     def _result(self, what: str, future: concurrent.futures.Future[Any], deadline: float) -> Any:
         try:
@@ -569,6 +577,11 @@ def _node_ready(client: APIClient, name: str) -> bool:
     return _conditions(node).get("Ready") == "True" and not (node or {}).get("spec", {}).get(
         "taints"
     )
+
+
+def _has_default_sa(client: APIClient) -> bool:
+    """The controller-manager's ServiceAccount controller is working (pods need it)."""
+    return client.get("/api/v1/namespaces/default/serviceaccounts/default") is not None
 
 
 def _crd_established(client: APIClient, name: str) -> bool:

@@ -114,20 +114,40 @@ def read_pidfile(pidfile: Path) -> int | None:
     return pid
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 15.0) -> None:
-    """SIGTERM the recorded process group, wait for it to exit, SIGKILL if it lingers."""
+def stop_pidfile(pidfile: Path, timeout: float = 15.0) -> list[int]:
+    """SIGTERM the recorded process group, wait for it to exit, SIGKILL if it lingers.
+
+    Returns the pids that were signalled (for wait_reaped)."""
     pid = read_pidfile(pidfile)
     if pid is None:
         pidfile.unlink(missing_ok=True)
-        return
+        return []
     pgid = pid  # start_new_session made it its group's leader
+    seen = {pid, *group_members(pgid)}
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not pid_alive(pid) and not group_members(pgid):
+            members = group_members(pgid)
+            seen.update(members)
+            if not pid_alive(pid) and not members:
                 pidfile.unlink(missing_ok=True)
-                return
-            time.sleep(0.05)
+                return sorted(seen)
+            time.sleep(0.02)
     raise RuntimeError(f"{pidfile.stem} (pid {pid}) did not exit after SIGKILL")
+
+
+def wait_reaped(pids: list[int], timeout: float = 5.0) -> bool:
+    """Wait until exited processes are gone from /proc, not even zombies.
+
+    Our own children are reaped here; orphans are reaped by init, which may take a
+    moment. Returns False if some are still zombies at the deadline (harmless)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if _stat_fields(p) is not None and not pid_alive(p)]
+        if not left:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

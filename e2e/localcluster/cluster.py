@@ -481,6 +481,11 @@ class LocalCluster:
                 f"--cluster-signing-key-file={p.ca.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 f"--cluster-cidr={POD_CIDR}",
+                # Local speed-ups: no client-side throttling of the ~40 controllers'
+                # start-up calls; notice node readiness (and lift the not-ready taint) in 1s.
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+                "--node-monitor-period=1s",
                 "--profiling=false",
             ],
         )
@@ -499,6 +504,8 @@ class LocalCluster:
                 f"--secure-port={ports.scheduler}",
                 f"--cert-dir={self.state_dir / 'kube-scheduler'}",
                 "--leader-elect=false",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
                 "--profiling=false",
             ],
         )

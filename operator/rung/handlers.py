@@ -34,6 +34,12 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     """A kopf registry whose handlers all funnel into `reconciler.reconcile`."""
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as our own client: in-cluster token or kubeconfig.
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+        return info
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rung.dev")

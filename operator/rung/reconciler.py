@@ -26,6 +26,7 @@ from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 SLO_WINDOW = "1m"
+CONFLICT_ATTEMPTS = 3
 
 
 class EventSink(Protocol):
@@ -87,12 +88,18 @@ class Reconciler:
     def reconcile(self, namespace: str, name: str) -> ReconcileResult:
         """One pass for the ModelDeployment `namespace/name`; serialised per object."""
         with self._lock(namespace, name):
-            try:
-                return self._reconcile(namespace, name)
-            except ApiException as error:
-                if error.status in (409, 429) or (error.status or 0) >= 500:
-                    raise TransientError(f"{error.status} {error.reason}") from error
-                raise
+            for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+                try:
+                    return self._reconcile(namespace, name)
+                except ApiException as error:
+                    if error.status == 409 and attempt < CONFLICT_ATTEMPTS:
+                        # Someone (often kopf's own bookkeeping) wrote the object between
+                        # our read and our status write: read again and redo the pass.
+                        continue
+                    if error.status in (409, 429) or (error.status or 0) >= 500:
+                        raise TransientError(f"{error.status} {error.reason}") from error
+                    raise
+            raise AssertionError("unreachable")
 
     def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
         result = ReconcileResult()

@@ -285,10 +285,11 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 
 
 def write_requests(api: client.ApiClient) -> int:
-    """Write requests the API server has served for the kinds Rung touches.
+    """Write requests the API server has served for the kinds Rung manages.
 
-    Read from the API server's own `apiserver_request_total` counter: ModelDeployments,
-    InferenceServices, Prometheus Operator objects, HTTPRoutes and core Events.
+    Read from the API server's own `apiserver_request_total` counter (which also counts
+    writes that change nothing): ModelDeployments, InferenceServices, Prometheus
+    Operator objects and HTTPRoutes. Events are counted per namespace by the caller.
     """
     text = _raw_metrics(api)
     total = 0

@@ -135,18 +135,35 @@ def test_decisions_are_kubernetes_events(kube_api: client.ApiClient, namespace: 
 def test_idle_resync_writes_nothing(kube_api: client.ApiClient, namespace: str, operator) -> None:
     create_md(kube_api, model_deployment("iris", namespace))
     _ready(namespace, "iris", kube_api)
+    core = client.CoreV1Api(kube_api)
+    # Earlier tests' namespaces are torn down by the namespace controller (deletes that
+    # the counter would see): wait until they are gone.
+    wait_until(
+        lambda: (
+            not [
+                n
+                for n in core.list_namespace().items
+                if n.metadata.name.startswith("t-") and n.metadata.name != namespace
+            ]
+        ),
+        "earlier test namespaces gone",
+        timeout=120,
+    )
     idle = f"reconcile {namespace}/iris: no change"
     # The operator has settled once a reconcile finds nothing to do.
     wait_until(lambda: idle in operator.log(), "a reconcile with nothing to do")
     before = write_requests(kube_api)
+    events_before = len(core.list_namespaced_event(namespace).items)
     seen = operator.log().count(idle)
     # Watch the operator's log until three more resync ticks have passed.
     wait_until(lambda: operator.log().count(idle) >= seen + 3, "three idle resyncs")
     after = write_requests(kube_api)
+    events_after = len(core.list_namespaced_event(namespace).items)
 
     assert after - before == 0, (
         f"{after - before} write requests during an idle resync:\n" + operator.log()[-3000:]
     )
+    assert events_after == events_before
     assert operator.process.poll() is None
 
 

@@ -180,6 +180,13 @@ def test_monitoring_objects_follow_the_level(kube_api: client.ApiClient, namespa
     assert alerts == ["RungModelErrorRateHigh", "RungModelLatencyP95High"]
     assert rule["metadata"]["ownerReferences"][0]["name"] == "fraud"
 
+    watch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        lambda o: (o.get("status") or {}).get("level") == 1,
+        "level 1 in status",
+    )
     patch_md(kube_api, namespace, "fraud", {"spec": {"maturity": {"level": 0}}})
 
     wait_until(

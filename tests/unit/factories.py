@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rung.api.resource import ModelDeployment
+from rung.api.spec import ModelSource
+from rung.plan.inference_service import MODEL_HASH_ANNOTATION, model_hash
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2025-03-01T12:00:00Z"
@@ -66,8 +68,16 @@ def live_isvc(
     message: str | None = None,
     url: str | None = "http://fraud.team-a.example.com",
     model_status: dict[str, Any] | None = None,
+    model_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An InferenceService as KServe leaves it, with a Ready condition when `ready` is set."""
+    """An InferenceService as KServe leaves it, with a Ready condition when `ready` is set.
+
+    It carries the model-hash annotation of `model(**model_fields)` (with `storage_uri`),
+    the way the operator wrote it.
+    """
+    served = ModelSource.model_validate(
+        model(**{"storageUri": storage_uri, **(model_fields or {})})
+    )
     status: dict[str, Any] = {}
     if ready is not None:
         condition: dict[str, Any] = {"type": "Ready", "status": ready}
@@ -83,7 +93,11 @@ def live_isvc(
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "annotations": {MODEL_HASH_ANNOTATION: model_hash(served)},
+        },
         "spec": {
             "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}
         },

@@ -63,7 +63,7 @@ Duration = Annotated[
             ]
         },
     ),
-    AfterValidator(lambda text: parse_duration(text) and text),
+    AfterValidator(lambda text: _checked_duration(text)),
 ]
 """A Go-style duration: digits followed by ms, s, m or h, repeated (e.g. `1h30m`)."""
 
@@ -78,6 +78,11 @@ FreeForm = Annotated[
     WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
 ]
 """An embedded Kubernetes object (for example a Job template) kept as given."""
+
+
+def _checked_duration(text: str) -> str:
+    parse_duration(text)
+    return text
 
 
 def parse_duration(text: str) -> float:

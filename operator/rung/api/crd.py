@@ -97,15 +97,21 @@ def _clean(node: Any) -> Any:
         del out["default"]
     if out.get("x-kubernetes-int-or-string"):
         return {k: v for k, v in out.items() if k in ("description", "x-kubernetes-int-or-string")}
-    if isinstance(out.get("default"), dict) and out.get("type") == "object":
-        # Object defaults are written as {} so the API server fills in the
-        # nested defaults itself; spelling them out twice would drift.
-        out["default"] = {}
+    if isinstance(out.get("default"), dict):
+        # CEL rules are checked against defaults as written, so object defaults
+        # spell out their nested defaults (minus unset optionals).
+        out["default"] = _without_none(out["default"])
     if out.get("type") == "number" and isinstance(out.get("default"), int):
         out["default"] = float(out["default"])
     if "description" in out:
         out["description"] = " ".join(out["description"].split())
     return out
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def structural(model: type[Any]) -> dict[str, Any]:

@@ -87,8 +87,12 @@ class ModelSource(ApiModel):
     """KServe ServingRuntime to use; KServe picks one for the format when unset."""
     storage_uri: Annotated[str, Field(min_length=1, max_length=2048)]
     """Where the model lives, e.g. `s3://models/fraud/v7` or `pvc://models/fraud`."""
-    version: Annotated[str, Field(min_length=1, max_length=63)]
-    """Version label of this model, shown in status and used to name canaries."""
+    version: Annotated[
+        str,
+        Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"),
+    ]
+    """Version label of this model (a Kubernetes label value: letters, digits, `.`, `_`,
+    `-`), shown in status and on the objects serving it."""
     resources: ResourceRequirements | None = None
     """Requests and limits of the model server container."""
 

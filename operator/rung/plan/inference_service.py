@@ -30,9 +30,17 @@ ROLE_LABEL = "rung.dev/role"
 _serializer = ApiClient()
 
 
+MODEL_FIELDS = {"format", "runtime", "storage_uri", "version", "resources"}
+MODEL_HASH_ANNOTATION = "rung.dev/model-hash"
+
+
 def model_hash(model: ModelSource) -> str:
-    """A short, stable hash of the model fields whose change means a new model."""
-    fields = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    """A short, stable hash of the model fields whose change means a new model.
+
+    Named fields only, so that a new optional field in a later API version does not
+    turn every running model into a "new" one.
+    """
+    fields = model.model_dump(by_alias=True, exclude_none=True, mode="json", include=MODEL_FIELDS)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 
@@ -51,7 +59,8 @@ def build_inference_service(
     resources = None
     if model.resources is not None:
         resources = V1ResourceRequirements(
-            requests=model.resources.requests, limits=model.resources.limits
+            requests=_quantities(model.resources.requests),
+            limits=_quantities(model.resources.limits),
         )
     predictor = V1beta1PredictorSpec(
         labels={**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
@@ -70,6 +79,7 @@ def build_inference_service(
     meta["labels"][ROLE_LABEL] = role
     meta["annotations"] = {
         DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode,
+        MODEL_HASH_ANNOTATION: model_hash(model),
         **(extra_annotations or {}),
     }
     isvc = V1beta1InferenceService(
@@ -83,6 +93,10 @@ def build_inference_service(
         # kserve's model class defaults the container name to ""; leave it unset.
         manifest["spec"]["predictor"]["model"].pop("name", None)
     return manifest
+
+
+def _quantities(values: dict[str, int | str] | None) -> dict[str, str] | None:
+    return None if values is None else {k: str(v) for k, v in values.items()}
 
 
 def _snake(meta: dict[str, Any]) -> dict[str, Any]:

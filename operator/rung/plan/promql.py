@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from rung.api.spec import ModelKind
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
+_IDENTIFIER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
 
@@ -32,7 +33,10 @@ def render(template: str, variables: Mapping[str, str]) -> str:
     """`template` with every `{{ variable }}` replaced; unknown names raise TemplateError."""
 
     def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
+        name = _IDENTIFIER.match(match.group(1))
+        if name is None:
+            raise TemplateError(f"malformed template placeholder {match.group(0)!r}")
+        key = name.group(1)
         if key not in variables:
             known = ", ".join(sorted(variables))
             raise TemplateError(f"unknown template variable {{{{ {key} }}}} (known: {known})")
@@ -43,7 +47,12 @@ def render(template: str, variables: Mapping[str, str]) -> str:
 
 def template_errors(template: str) -> list[str]:
     """Names in `template` that are not template variables."""
-    return [m for m in _PLACEHOLDER.findall(template) if m not in VARIABLES]
+    errors = []
+    for inner in _PLACEHOLDER.findall(template):
+        name = _IDENTIFIER.match(inner)
+        if name is None or name.group(1) not in VARIABLES:
+            errors.append(inner.strip())
+    return errors
 
 
 _POD = 'namespace="{{ namespace }}", pod=~"{{ target }}-predictor-.*"'

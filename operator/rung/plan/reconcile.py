@@ -24,7 +24,11 @@ from rung.api.status import (
 )
 from rung.ladder import Capability, capabilities
 from rung.plan import conditions as cond
-from rung.plan.inference_service import build_inference_service, model_hash
+from rung.plan.inference_service import (
+    MODEL_HASH_ANNOTATION,
+    build_inference_service,
+    model_hash,
+)
 from rung.plan.monitoring import MonitoringPlan, plan_monitoring
 
 
@@ -91,8 +95,12 @@ def plan(obs: Observation) -> Plan:
     md, now = obs.md, timestamp(obs.now)
     spec, old = md.spec, md.status
     ladder = capabilities(spec.maturity.level, spec.maturity.overrides)
-    events: list[Event] = [Event("CapabilityRefused", r, "Warning") for r in ladder.refused]
+    events: list[Event] = []
     history = list(old.history)
+    if ladder.refused and old.capabilities != ladder.ordered():
+        for refusal in ladder.refused:
+            events.append(Event("CapabilityRefused", refusal, "Warning"))
+            history.append(HistoryEntry(time=now, event="Refused", message=refusal))
 
     wanted = ModelRef(
         version=spec.model.version,
@@ -150,9 +158,7 @@ def plan(obs: Observation) -> Plan:
 
     live = obs.inference_services.get(md.name)
     ready = cond.object_condition(live, "Ready")
-    is_ready = (
-        ready is not None and ready.get("status") == "True" and _serves(live, wanted.storage_uri)
-    )
+    is_ready = ready is not None and ready.get("status") == "True" and _serves(live, wanted)
     failure = _failure(live)
     conditions = list(old.conditions)
     gen = md.generation
@@ -263,10 +269,10 @@ def plan(obs: Observation) -> Plan:
     return Plan(desired=desired, status=status, events=events)
 
 
-def _serves(isvc: Mapping[str, Any] | None, storage_uri: str) -> bool:
-    """Whether the live InferenceService's spec already points at `storage_uri`."""
-    model = (((isvc or {}).get("spec") or {}).get("predictor") or {}).get("model") or {}
-    return bool(model.get("storageUri") == storage_uri)
+def _serves(isvc: Mapping[str, Any] | None, model: ModelRef) -> bool:
+    """Whether the live InferenceService already carries `model` (by its hash)."""
+    annotations = ((isvc or {}).get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(MODEL_HASH_ANNOTATION) == model.hash)
 
 
 def _failure(isvc: Mapping[str, Any] | None) -> str | None:

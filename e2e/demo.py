@@ -29,6 +29,7 @@ from integration_kit import (  # noqa: E402
     wait_until,
 )
 from kubernetes import config  # noqa: E402
+
 from localcluster import BinDirs, LocalCluster  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "level-0.yaml"
@@ -71,11 +72,12 @@ def main() -> int:
             wait_until(lambda: get_isvc(api, "default", "iris"), "the InferenceService")
             kubectl("get", "inferenceservice", "iris", "-n", "default")
             kubectl("get", "md", "iris", "-n", "default")
-            say("no KServe controller runs here: the demo plays its part and marks the"
-                " InferenceService ready through its status subresource")
+            say(
+                "no KServe controller runs here: the demo plays its part and marks the"
+                " InferenceService ready through its status subresource"
+            )
             play_kserve_mark_ready(api, "default", "iris")
-            kubectl("wait", "md/iris", "-n", "default", "--for=condition=Ready",
-                    "--timeout=60s")
+            kubectl("wait", "md/iris", "-n", "default", "--for=condition=Ready", "--timeout=60s")
             kubectl("get", "md", "-n", "default", "-o", "wide")
             kubectl("describe", "md", "iris", "-n", "default")
             if not args.once:

@@ -41,6 +41,10 @@ def _run(args: argparse.Namespace) -> int:
     api = k8s.ApiClient()
     reconciler = Reconciler(Kube(api), settings, KopfEvents())
     registry = build_registry(reconciler, settings)
+    if settings.metrics_port:
+        from rung.observability import serve
+
+        serve(settings.metrics_port)
     logging.getLogger("rung").info(
         "starting rung: namespaces=%s resync=%ss prometheus=%s",
         ",".join(settings.namespaces) or "<all>",

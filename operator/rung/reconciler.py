@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from rung import observability as metrics
 from rung.api._base import parse_duration
 from rung.api.resource import ModelDeployment
 from rung.api.status import SloSnapshot
@@ -27,6 +29,7 @@ from rung.settings import OperatorSettings
 log = logging.getLogger(__name__)
 SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
+KIND = "ModelDeployment"
 
 
 class EventSink(Protocol):
@@ -87,6 +90,26 @@ class Reconciler:
 
     def reconcile(self, namespace: str, name: str) -> ReconcileResult:
         """One pass for the ModelDeployment `namespace/name`; serialised per object."""
+        started = time.monotonic()
+        try:
+            result = self._reconcile_with_retries(namespace, name)
+        except Exception as error:
+            metrics.RECONCILE_ERRORS.labels(KIND, type(error).__name__).inc()
+            metrics.RECONCILES.labels(KIND, "error").inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+        changed = result.applied or result.deleted or result.status_written or result.events
+        metrics.RECONCILES.labels(KIND, "changed" if changed else "noop").inc()
+        for ref in result.applied:
+            metrics.OBJECTS_APPLIED.labels(ref.split("/")[0]).inc()
+        for ref in result.deleted:
+            metrics.OBJECTS_DELETED.labels(ref.split("/")[0]).inc()
+        for event in result.events:
+            metrics.DECISIONS.labels(event.reason, event.type).inc()
+        return result
+
+    def _reconcile_with_retries(self, namespace: str, name: str) -> ReconcileResult:
         with self._lock(namespace, name):
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:

@@ -19,6 +19,15 @@ $(VENV)/.installed: pyproject.toml
 binaries:
 	@bash e2e/cluster/build.sh
 
+## helm: install helm $(HELM_VERSION) (e2e/versions.env) with `go install`, cached by version
+HELM_VERSION := $(shell sed -n 's/^HELM_VERSION=//p' e2e/versions.env)
+HELM_BIN := $(or $(RUNG_CACHE),$(HOME)/.cache/rung)/bin/helm-$(HELM_VERSION)
+.PHONY: helm
+helm:
+	@test -x $(HELM_BIN)/helm || { mkdir -p $(HELM_BIN) && \
+	  GOBIN=$(HELM_BIN) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
+	@$(HELM_BIN)/helm version --short
+
 ## prometheus: install the prometheus server from Debian when missing
 prometheus:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
@@ -35,9 +44,10 @@ typecheck: install
 ## crds: regenerate crds/ from the pydantic models
 crds: install
 	$(VENV)/bin/rung crd --output-dir crds
+	$(VENV)/bin/rung crd --output-dir charts/rung/crds
 
 ## test: every test (lint, types, unit, integration on the local control plane)
-test: install binaries prometheus lint typecheck
+test: install binaries prometheus helm lint typecheck
 	$(VPY) -m pytest
 
 unit: install

@@ -1,0 +1,89 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "rung.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified name: the release name, with the chart name unless it already holds it. */}}
+{{- define "rung.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "rung.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rung.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "rung.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "rung.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rung
+{{- end }}
+
+{{- define "rung.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rung.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "rung.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Rules the operator needs in every namespace it serves. Each group of rules says who uses it.
+*/}}
+{{- define "rung.namespacedRules" -}}
+# ModelDeployments: read and watch them; kopf patches its bookkeeping annotations.
+- apiGroups: [rung.dev]
+  resources: [modeldeployments]
+  verbs: [get, list, watch, patch]
+# The operator writes all of its state through the status subresource.
+- apiGroups: [rung.dev]
+  resources: [modeldeployments/status]
+  verbs: [get, update, patch]
+# Owned objects carry ownerReferences with blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin (e.g. OpenShift) only allows
+# to users who may update the owner's finalizers.
+- apiGroups: [rung.dev]
+  resources: [modeldeployments/finalizers]
+  verbs: [update]
+# What the operator creates and owns (garbage-collected with the ModelDeployment).
+- apiGroups: [serving.kserve.io]
+  resources: [inferenceservices]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors, prometheusrules]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Retraining pipelines launched as Kubernetes Jobs (level 3).
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, update, patch, delete]
+# Decisions are announced as Events.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* Cluster-scoped reads of kopf: CRDs, to follow resources installed after start-up. */}}
+{{- define "rung.discoveryRules" -}}
+# kopf follows CRDs, to serve resources whose CRD is installed after start-up.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end }}

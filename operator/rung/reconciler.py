@@ -16,14 +16,31 @@ from rung import observability as metrics
 from rung.api._base import parse_duration
 from rung.api.resource import ModelDeployment
 from rung.api.status import SloSnapshot
-from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, OWNED_KINDS, Kind, Kube, kind_of
+from rung.kube import (
+    HTTP_ROUTE,
+    INFERENCE_SERVICE,
+    MODEL_DEPLOYMENT,
+    OWNED_KINDS,
+    Kind,
+    Kube,
+    kind_of,
+)
 from rung.ladder import Capability, capabilities
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.plan import conditions as cond
 from rung.plan.diff import covers
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
 from rung.plan.promql import indicators, render
-from rung.plan.reconcile import ClusterFeatures, Event, Observation, SloReading, plan, timestamp
+from rung.plan.reconcile import (
+    ClusterFeatures,
+    Event,
+    Observation,
+    SloReading,
+    analysis_queries,
+    plan,
+    timestamp,
+)
+from rung.routers import LiveObjects
 from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -136,16 +153,30 @@ class Reconciler:
             kind: {o["metadata"]["name"]: o for o in self._owned(kind, md, features)}
             for kind in OWNED_KINDS
         }
+        inference_services = live[INFERENCE_SERVICE]
+        http_routes = live[HTTP_ROUTE]
+        measurements, analysis_error = self._run_analysis_if_due(
+            md, LiveObjects(inference_services, http_routes), now
+        )
         observation = Observation(
             md=md,
             now=now,
-            inference_services=live[INFERENCE_SERVICE],
+            inference_services=inference_services,
+            http_routes=http_routes,
             features=features,
             slo=self._read_slo_if_due(md, now),
+            measurements=measurements,
+            analysis_error=analysis_error,
             default_prometheus_url=self.settings.prometheus_url,
         )
         the_plan = plan(observation)
-        status = the_plan.status
+        # Decisions are committed to status before the world is changed to match
+        # them: a restarted operator resumes from status and re-applies, so no
+        # step is skipped or repeated, whatever moment it was stopped at.
+        new_status = the_plan.status.wire()
+        if new_status != (body.get("status") or {}):
+            body = self.kube.replace_status(body, new_status)
+            result.status_written = True
         wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
         try:
             for manifest in the_plan.desired:
@@ -165,11 +196,11 @@ class Reconciler:
             if error.status in (409, 429) or (error.status or 0) >= 500:
                 raise
             message = f"{error.status} {error.reason}: {_api_message(error)}"
-            status = status.model_copy(
+            failed = the_plan.status.model_copy(
                 update={
                     "phase": "Failed",
                     "conditions": cond.set_condition(
-                        status.conditions,
+                        the_plan.status.conditions,
                         cond.DEGRADED,
                         "True",
                         "ApplyFailed",
@@ -179,11 +210,10 @@ class Reconciler:
                     ),
                 }
             )
-            the_plan.events.append(Event("ApplyFailed", message, "Warning"))
-        new_status = status.wire()
-        if new_status != (body.get("status") or {}):
-            self.kube.replace_status(body, new_status)
-            result.status_written = True
+            if failed.wire() != (body.get("status") or {}):
+                self.kube.replace_status(body, failed.wire())
+                result.status_written = True
+                the_plan.events.append(Event("ApplyFailed", message, "Warning"))
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events
@@ -209,6 +239,39 @@ class Reconciler:
             return []
         return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
 
+    def _prometheus_url(self, md: ModelDeployment) -> str | None:
+        monitoring = md.spec.monitoring
+        url = monitoring.prometheus.url if monitoring and monitoring.prometheus else None
+        return url or self.settings.prometheus_url
+
+    def _run_analysis_if_due(
+        self, md: ModelDeployment, live: LiveObjects, now: datetime
+    ) -> tuple[dict[str, tuple[float | None, float | None]] | None, str | None]:
+        """Run the canary's analysis queries when the state machine says one is due.
+
+        A provider failure yields no data (then spec.rollout.analysis.onNoData
+        decides), so an unreachable Prometheus cannot leave traffic on a canary
+        past its progressDeadline.
+        """
+        queries = analysis_queries(md, live, now)
+        if queries is None:
+            return None, None
+        url = self._prometheus_url(md)
+        if not url:
+            error = "no Prometheus to read: set spec.monitoring.prometheus.url"
+            return {q.metric_name: (None, None) for q in queries}, error
+        provider = self.providers("prometheus", url)
+        results: dict[str, tuple[float | None, float | None]] = {}
+        try:
+            for query in queries:
+                canary = provider.run_query(query.canary)
+                stable = provider.run_query(query.stable) if query.stable else None
+                results[query.metric_name] = (canary, stable)
+        except MetricsUnavailableError as error:
+            log.warning("analysis of %s/%s: %s", md.namespace, md.name, error)
+            return {q.metric_name: (None, None) for q in queries}, str(error)
+        return results, None
+
     def _read_slo_if_due(self, md: ModelDeployment, now: datetime) -> SloReading | None:
         spec = md.spec
         if Capability.MONITORING not in capabilities(spec.maturity.level, spec.maturity.overrides):
@@ -221,9 +284,7 @@ class Reconciler:
             measured = datetime.fromisoformat(last.measured_at.replace("Z", "+00:00"))
             if (now - measured).total_seconds() < interval:
                 return None
-        url = (monitoring.prometheus.url if monitoring and monitoring.prometheus else None) or (
-            self.settings.prometheus_url
-        )
+        url = self._prometheus_url(md)
         if not url:
             return SloReading(
                 error="no Prometheus to read: set spec.monitoring.prometheus.url"
@@ -234,7 +295,7 @@ class Reconciler:
 
 def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> SloReading:
     """The SLO indicators of `md`'s stable model, or why they could not be read."""
-    variables = query_variables(md, md.name, SLO_WINDOW)
+    variables = query_variables(md, interval=SLO_WINDOW)
     values: dict[str, float | None] = {}
     try:
         for field_name, indicator in indicators(md.spec.model.kind).items():

@@ -114,15 +114,20 @@ def test_within_slo(snapshot: SloSnapshot, slo: EffectiveSlo, verdict: bool | No
 # --- query variables and scraping ----------------------------------------------------
 
 
-def test_query_variables() -> None:
-    assert query_variables(f.md(), "fraud-canary", "5m") == {
+def test_query_variables_name_predictor_workloads() -> None:
+    assert query_variables(f.md(), "fraud-canary-predictor", "5m") == {
         "namespace": f.NAMESPACE,
         "name": f.NAME,
-        "target": "fraud-canary",
-        "stable": f.NAME,
-        "canary": f"{f.NAME}-canary",
+        "target": "fraud-canary-predictor",
+        "stable": f"{f.NAME}-predictor",
+        "canary": f"{f.NAME}-canary-predictor",
         "interval": "5m",
     }
+
+
+def test_query_variables_default_target_is_stable() -> None:
+    variables = query_variables(f.md(), stable="fraud-r-1a2b3c4d-predictor")
+    assert variables["target"] == variables["stable"] == "fraud-r-1a2b3c4d-predictor"
 
 
 def test_without_prometheus_operator_scrape_annotations_and_no_objects() -> None:

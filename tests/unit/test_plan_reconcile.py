@@ -305,8 +305,8 @@ def test_first_deployment_is_not_a_level_change() -> None:
 def test_level_and_model_change_together() -> None:
     first = run(f.md(level=0), isvc=f.live_isvc())
     p = run(after(first, level=1, model_fields=V2), now=f.LATER)
-    assert [e.reason for e in p.events] == ["ModelReplaced", "LevelChanged"]
-    assert [h.event for h in p.status.history] == ["Deployed", "ModelReplaced", "LevelChanged"]
+    assert [e.reason for e in p.events] == ["LevelChanged", "ModelReplaced"]
+    assert [h.event for h in p.status.history] == ["Deployed", "LevelChanged", "ModelReplaced"]
 
 
 def test_dropping_to_level_0_removes_monitoring_from_status() -> None:
@@ -582,7 +582,7 @@ def test_history_is_bounded_newest_last() -> None:
     )
     p = run(after(status, level=1, model_fields=V2), now=f.LATER)
     assert len(p.status.history) == HISTORY_LIMIT
-    assert [h.event for h in p.status.history[-2:]] == ["ModelReplaced", "LevelChanged"]
+    assert [h.event for h in p.status.history[-2:]] == ["LevelChanged", "ModelReplaced"]
     assert p.status.history[0].message == "entry 2"
     ModelDeploymentStatus.model_validate(p.status.wire())  # still valid against the schema
 

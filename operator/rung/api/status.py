@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from rung.api._base import ApiModel
+from rung.api.spec import ModelSource
 
 Phase = Literal[
     "Pending",
@@ -47,7 +48,11 @@ class ModelRef(ApiModel):
     storage_uri: str
     """Where it is stored."""
     hash: str | None = None
-    """Hash of the model fields (uri, version, runtime, resources) that were applied."""
+    """Hash of the model fields (format, runtime, uri, version, resources) applied."""
+    model: ModelSource | None = None
+    """The full model fields, so this version keeps serving while the spec names another."""
+    predictor_name: str | None = None
+    """kserve router, RawDeployment: the predictor name serving this version."""
 
 
 class CanaryStatus(ModelRef):
@@ -166,6 +171,8 @@ class ModelDeploymentStatus(ApiModel):
     """The model version serving all (or the remaining) traffic."""
     canary: CanaryStatus | None = None
     """The model version being rolled out, if any."""
+    rejected: ModelRef | None = None
+    """The last model rolled back; it is not tried again until spec.model changes."""
     analysis: AnalysisStatus | None = None
     """Canary analysis progress."""
     slo: SloSnapshot | None = None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from kserve.api_client import ApiClient
 from kserve.models import (
+    V1beta1CanarySpec,
     V1beta1InferenceService,
     V1beta1InferenceServiceSpec,
     V1beta1ModelFormat,
@@ -32,6 +34,7 @@ _serializer = ApiClient()
 
 MODEL_FIELDS = {"format", "runtime", "storage_uri", "version", "resources"}
 MODEL_HASH_ANNOTATION = "rung.dev/model-hash"
+CANARY_HASH_ANNOTATION = "rung.dev/canary-model-hash"
 
 
 def model_hash(model: ModelSource) -> str:
@@ -45,16 +48,24 @@ def model_hash(model: ModelSource) -> str:
     return digest[:16]
 
 
-def build_inference_service(
+@dataclass(frozen=True)
+class CanaryVariant:
+    """A canary predictor inside the same InferenceService (KServe RawDeployment canary)."""
+
+    name: str
+    model: ModelSource
+    traffic_percent: int
+
+
+def build_predictor(
     md: ModelDeployment,
     model: ModelSource,
     *,
+    role: str,
     name: str | None = None,
-    role: str = "stable",
-    extra_annotations: dict[str, str] | None = None,
     canary_traffic_percent: int | None = None,
-) -> dict[str, Any]:
-    """The InferenceService serving `model` for `md`, as a plain manifest."""
+) -> V1beta1PredictorSpec:
+    """The predictor serving `model`, with the deployment's replicas and pod labels."""
     serving = md.spec.serving
     resources = None
     if model.resources is not None:
@@ -62,7 +73,8 @@ def build_inference_service(
             requests=_quantities(model.resources.requests),
             limits=_quantities(model.resources.limits),
         )
-    predictor = V1beta1PredictorSpec(
+    return V1beta1PredictorSpec(
+        name=name,
         labels={**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
         min_replicas=serving.min_replicas,
         max_replicas=serving.max_replicas,
@@ -74,24 +86,53 @@ def build_inference_service(
             resources=resources,
         ),
     )
+
+
+def build_inference_service(
+    md: ModelDeployment,
+    model: ModelSource,
+    *,
+    name: str | None = None,
+    role: str = "stable",
+    extra_annotations: dict[str, str] | None = None,
+    canary_traffic_percent: int | None = None,
+    predictor_name: str | None = None,
+    canary: CanaryVariant | None = None,
+) -> dict[str, Any]:
+    """The InferenceService serving `model` for `md`, as a plain manifest."""
+    predictor = build_predictor(
+        md, model, role=role, name=predictor_name, canary_traffic_percent=canary_traffic_percent
+    )
+    canaries = None
+    if canary is not None:
+        canaries = [
+            V1beta1CanarySpec(
+                traffic_percent=canary.traffic_percent,
+                predictor=build_predictor(md, canary.model, role="canary", name=canary.name),
+            )
+        ]
     meta = md.object_meta(name or md.name)
     meta["labels"][MODEL_VERSION_LABEL] = model.version
     meta["labels"][ROLE_LABEL] = role
     meta["annotations"] = {
-        DEPLOYMENT_MODE_ANNOTATION: serving.deployment_mode,
+        DEPLOYMENT_MODE_ANNOTATION: md.spec.serving.deployment_mode,
         MODEL_HASH_ANNOTATION: model_hash(model),
+        **({CANARY_HASH_ANNOTATION: model_hash(canary.model)} if canary else {}),
         **(extra_annotations or {}),
     }
     isvc = V1beta1InferenceService(
         api_version=ISVC_API_VERSION,
         kind="InferenceService",
         metadata=V1ObjectMeta(**_snake(meta)),
-        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor, canary=canaries),
     )
     manifest: dict[str, Any] = _serializer.sanitize_for_serialization(isvc)
-    if not manifest["spec"]["predictor"]["model"].get("name"):
-        # kserve's model class defaults the container name to ""; leave it unset.
-        manifest["spec"]["predictor"]["model"].pop("name", None)
+    for pred in [manifest["spec"]["predictor"]] + [
+        c["predictor"] for c in manifest["spec"].get("canary") or []
+    ]:
+        if not pred["model"].get("name"):
+            # kserve's model class defaults the container name to ""; leave it unset.
+            pred["model"].pop("name", None)
     return manifest
 
 

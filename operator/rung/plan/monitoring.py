@@ -65,14 +65,22 @@ class MonitoringPlan:
     """How scraping is set up, for the MonitoringReady condition."""
 
 
-def query_variables(md: ModelDeployment, target: str, interval: str = "1m") -> dict[str, str]:
-    """Template variables for queries about `target` (an InferenceService name)."""
+def query_variables(
+    md: ModelDeployment,
+    target: str | None = None,
+    interval: str = "1m",
+    *,
+    stable: str | None = None,
+    canary: str | None = None,
+) -> dict[str, str]:
+    """Template variables for queries about the workload `target` (default: stable)."""
+    stable = stable or f"{md.name}-predictor"
     return {
         "namespace": md.namespace,
         "name": md.name,
-        "target": target,
-        "stable": md.name,
-        "canary": f"{md.name}-canary",
+        "target": target or stable,
+        "stable": stable,
+        "canary": canary or f"{md.name}-canary-predictor",
         "interval": interval,
     }
 
@@ -111,7 +119,7 @@ def build_prometheus_rule(md: ModelDeployment) -> dict[str, Any]:
     """SLO alerts built from spec.monitoring.slo (with the kind's defaults)."""
     kind = md.spec.model.kind
     slo = effective_slo(kind, md.spec.monitoring.slo if md.spec.monitoring else None)
-    variables = query_variables(md, md.name, ALERT_WINDOW)
+    variables = query_variables(md, interval=ALERT_WINDOW)
     labels = {"severity": "warning", "rung_dev_model_deployment": md.name}
     latency = indicators(kind)["latency_p95_ms"]
 

@@ -23,6 +23,9 @@ _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 _IDENTIFIER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
+"""Template variables. `target`, `stable` and `canary` are predictor workload names
+(the Deployment, e.g. `fraud-predictor`; a revision in Serverless mode): pods are
+named `<workload>-...` and a mesh reports the workload as destination."""
 
 
 class TemplateError(ValueError):
@@ -55,10 +58,9 @@ def template_errors(template: str) -> list[str]:
     return errors
 
 
-_POD = 'namespace="{{ namespace }}", pod=~"{{ target }}-predictor-.*"'
+_POD = 'namespace="{{ namespace }}", pod=~"{{ target }}-.*"'
 _WORKLOAD = (
-    'destination_workload_namespace="{{ namespace }}",'
-    ' destination_workload=~"{{ target }}-predictor.*"'
+    'destination_workload_namespace="{{ namespace }}", destination_workload=~"{{ target }}.*"'
 )
 
 

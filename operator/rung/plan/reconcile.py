@@ -1,19 +1,19 @@
 """The whole desired state of one ModelDeployment, from what was observed (pure).
 
-`plan()` is the operator's brain for levels 0 and 1: given the ModelDeployment,
-the live objects it owns and what was measured, it returns the objects that should
-exist, the status to write and the decisions (Events) to announce. Handlers do the
-I/O around it.
+`plan()` is the operator's brain: given the ModelDeployment, the live objects it
+owns and what was measured, it returns the objects that should exist, the status
+to write and the decisions (Events) to announce. Handlers do the I/O around it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
-from rung.api.resource import ModelDeployment
+from rung.api._base import parse_duration
+from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
 from rung.api.status import (
     HISTORY_LIMIT,
     HistoryEntry,
@@ -22,14 +22,38 @@ from rung.api.status import (
     Phase,
     SloSnapshot,
 )
-from rung.ladder import Capability, capabilities
+from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
+from rung.plan.analysis import Measurement, analysis_metrics, check, needs_stable, verdict
+from rung.plan.events import Event, timestamp
 from rung.plan.inference_service import (
+    CANARY_HASH_ANNOTATION,
     MODEL_HASH_ANNOTATION,
     build_inference_service,
     model_hash,
 )
-from rung.plan.monitoring import MonitoringPlan, plan_monitoring
+from rung.plan.monitoring import MonitoringPlan, plan_monitoring, query_variables
+from rung.plan.promql import render
+from rung.plan.rollout import (
+    Observed,
+    RolloutSettings,
+    RolloutState,
+    advance,
+    analysis_due,
+)
+from rung.routers import LiveObjects, Router, Traffic, router_for
+
+__all__ = [
+    "AnalysisQuery",
+    "ClusterFeatures",
+    "Event",
+    "Observation",
+    "Plan",
+    "SloReading",
+    "analysis_queries",
+    "plan",
+    "timestamp",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,15 @@ class SloReading:
 
 
 @dataclass(frozen=True)
+class AnalysisQuery:
+    """Queries to run for one analysis metric (stable only for relative thresholds)."""
+
+    metric_name: str
+    canary: str
+    stable: str | None
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the planner needs, read by the handler."""
 
@@ -60,19 +93,20 @@ class Observation:
     now: datetime
     inference_services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Live InferenceServices owned by the ModelDeployment, by name."""
+    http_routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Live HTTPRoutes owned by the ModelDeployment, by name."""
     features: ClusterFeatures = ClusterFeatures()
     slo: SloReading | None = None
     """None when no reading was due (or monitoring is off)."""
+    measurements: Mapping[str, tuple[float | None, float | None]] | None = None
+    """Analysis results by metric name (canary, stable), when analysis ran this pass."""
+    analysis_error: str | None = None
+    """Why analysis could not run, when it was due but the provider failed."""
     default_prometheus_url: str | None = None
 
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the ModelDeployment."""
-
-    reason: str
-    message: str
-    type: Literal["Normal", "Warning"] = "Normal"
+    @property
+    def live(self) -> LiveObjects:
+        return LiveObjects(self.inference_services, self.http_routes)
 
 
 @dataclass
@@ -85,16 +119,83 @@ class Plan:
     events: list[Event]
 
 
-def timestamp(now: datetime) -> str:
-    """RFC 3339 in UTC with second precision, as Kubernetes writes times."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettings:
+    """spec.rollout in the state machine's units; the approval gate from the ladder."""
+    rollout = md.spec.rollout
+    manual = Capability.APPROVAL_GATE in ladder or (
+        rollout is not None and rollout.gate == "manual"
+    )
+    if rollout is None:
+        return RolloutSettings(manual_gate=manual)
+    return RolloutSettings(
+        steps=tuple(rollout.steps),
+        interval_seconds=parse_duration(rollout.interval),
+        deadline_seconds=parse_duration(rollout.progress_deadline),
+        failure_limit=rollout.analysis.failure_limit if rollout.analysis else 2,
+        manual_gate=manual,
+    )
+
+
+def _router(md: ModelDeployment) -> Router:
+    return router_for(md.spec.rollout.router if md.spec.rollout else "kserve")
+
+
+def _canary_on(md: ModelDeployment) -> tuple[LadderResult, bool]:
+    ladder = capabilities(md.spec.maturity.level, md.spec.maturity.overrides)
+    stable = md.status.stable
+    return ladder, Capability.CANARY in ladder and stable is not None and stable.model is not None
+
+
+def analysis_queries(
+    md: ModelDeployment, live: LiveObjects, now: datetime
+) -> list[AnalysisQuery] | None:
+    """The PromQL to run this pass, or None when no analysis is due."""
+    ladder, canary_on = _canary_on(md)
+    canary = md.status.canary
+    if not canary_on or canary is None or md.status.stable is None:
+        return None
+    router = _router(md)
+    state = _rollout_state(md)
+    if not analysis_due(
+        state, rollout_settings(md, ladder), router.canary_ready(md, canary, live), now
+    ):
+        return None
+    targets = router.targets(md, md.status.stable, canary, live)
+    if targets.canary is None:
+        return []
+    window = md.spec.rollout.interval if md.spec.rollout else "1m"
+    window = window if parse_duration(window) >= 10 else "10s"
+    canary_vars = query_variables(
+        md, targets.canary, window, stable=targets.stable, canary=targets.canary
+    )
+    stable_vars = {**canary_vars, "target": targets.stable}
+    return [
+        AnalysisQuery(
+            metric_name=metric.name,
+            canary=render(metric.query, canary_vars),
+            stable=render(metric.query, stable_vars) if needs_stable(metric) else None,
+        )
+        for metric in analysis_metrics(md.spec)
+    ]
+
+
+def _rollout_state(md: ModelDeployment) -> RolloutState:
+    old = md.status
+    assert old.stable is not None
+    return RolloutState(
+        stable=old.stable,
+        canary=old.canary,
+        phase=old.phase,
+        analysis=old.analysis,
+        rejected=old.rejected,
+    )
 
 
 def plan(obs: Observation) -> Plan:
     """Desired objects, status and events for one ModelDeployment."""
     md, now = obs.md, timestamp(obs.now)
     spec, old = md.spec, md.status
-    ladder = capabilities(spec.maturity.level, spec.maturity.overrides)
+    ladder, canary_on = _canary_on(md)
     events: list[Event] = []
     history = list(old.history)
     if ladder.refused and old.capabilities != ladder.ordered():
@@ -106,7 +207,174 @@ def plan(obs: Observation) -> Plan:
         version=spec.model.version,
         storage_uri=spec.model.storage_uri,
         hash=model_hash(spec.model),
+        model=spec.model,
     )
+    if old.level is not None and old.level != spec.maturity.level:
+        events.append(
+            Event(
+                "LevelChanged",
+                f"maturity level {old.level} -> {spec.maturity.level}:"
+                f" capabilities {', '.join(ladder.ordered())}",
+            )
+        )
+        history.append(
+            HistoryEntry(
+                time=now, event="LevelChanged", message=f"{old.level} -> {spec.maturity.level}"
+            )
+        )
+
+    router = _router(md)
+    rollout_phase: Phase | None = None
+    if canary_on:
+        state = _rollout_state(md)
+        assert state.stable is not None
+        observed = _observe_rollout(obs, router, state)
+        decision = advance(state, wanted, rollout_settings(md, ladder), observed, obs.now)
+        events.extend(decision.events)
+        history.extend(decision.history)
+        stable, canary = decision.state.stable, decision.state.canary
+        rollout_phase, analysis = decision.state.phase, decision.state.analysis
+        rejected = decision.state.rejected
+    else:
+        stable, canary, analysis, rejected = _replace_directly(old, wanted, now, events, history)
+
+    monitoring: MonitoringPlan | None = None
+    if Capability.MONITORING in ladder:
+        monitoring = plan_monitoring(md, obs.features)
+    annotations = monitoring.predictor_annotations if monitoring else {}
+    assert stable.model is not None
+    if canary_on:
+        desired = router.objects(
+            md,
+            Traffic(
+                stable=stable,
+                canary=canary,
+                canary_weight=canary.weight if canary else 0,
+                promoting=rollout_phase == "Promoting",
+                annotations=annotations,
+            ),
+        )
+    else:
+        desired = [build_inference_service(md, stable.model, extra_annotations=annotations)]
+    desired += monitoring.objects if monitoring else []
+
+    isvc = obs.inference_services.get(md.name)
+    ready = cond.object_condition(isvc, "Ready")
+    serving = {
+        h
+        for h in (
+            _annotation(isvc, MODEL_HASH_ANNOTATION),
+            _annotation(isvc, CANARY_HASH_ANNOTATION),
+        )
+        if h
+    }
+    is_ready = ready is not None and ready.get("status") == "True" and stable.hash in serving
+    failure = _failure(isvc)
+    conditions = _conditions(
+        old.conditions, md, stable, canary, rollout_phase, is_ready, ready, failure, now
+    )
+
+    slo = old.slo
+    if monitoring is None:
+        conditions = cond.remove_condition(conditions, cond.MONITORING_READY)
+        slo = None
+    elif obs.slo is not None:
+        if obs.slo.error is not None:
+            conditions = cond.set_condition(
+                conditions,
+                cond.MONITORING_READY,
+                "False",
+                "PrometheusUnreachable",
+                obs.slo.error,
+                now=now,
+                generation=md.generation,
+            )
+        else:
+            slo = obs.slo.snapshot
+            conditions = cond.set_condition(
+                conditions,
+                cond.MONITORING_READY,
+                "True",
+                "MetricsAvailable",
+                monitoring.description,
+                now=now,
+                generation=md.generation,
+            )
+    elif cond.get_condition(conditions, cond.MONITORING_READY) is None:
+        conditions = cond.set_condition(
+            conditions,
+            cond.MONITORING_READY,
+            "Unknown",
+            "AwaitingFirstReading",
+            "the SLO indicators have not been read yet",
+            now=now,
+            generation=md.generation,
+        )
+
+    phase: Phase
+    if rollout_phase is not None:
+        phase = rollout_phase
+    else:
+        phase = "Failed" if failure else ("Ready" if is_ready else "Progressing")
+    status = ModelDeploymentStatus(
+        observed_generation=md.generation,
+        level=spec.maturity.level,
+        capabilities=ladder.ordered(),
+        phase=phase,
+        inference_service=md.name,
+        url=((isvc or {}).get("status") or {}).get("url"),
+        stable=stable,
+        canary=canary,
+        rejected=rejected,
+        analysis=analysis,
+        slo=slo,
+        retraining=old.retraining,
+        history=history[-HISTORY_LIMIT:],
+        conditions=conditions,
+    )
+    return Plan(desired=desired, status=status, events=events)
+
+
+def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> Observed:
+    md, live = obs.md, obs.live
+    canary = state.canary
+    if canary is None:
+        return Observed()
+    checks = None
+    result = None
+    if obs.measurements is not None:
+        by_name = {m.name: m for m in analysis_metrics(md.spec)}
+        checks = [
+            check(Measurement(by_name[name], values[0], values[1]))
+            for name, values in obs.measurements.items()
+            if name in by_name
+        ]
+        if obs.analysis_error:
+            checks = [c.model_copy(update={"message": obs.analysis_error}) for c in checks]
+        on_no_data = (
+            md.spec.rollout.analysis.on_no_data
+            if md.spec.rollout and md.spec.rollout.analysis
+            else "hold"
+        )
+        result = verdict(checks, on_no_data)
+    return Observed(
+        canary_ready=router.canary_ready(md, canary, live),
+        live_weight=router.canary_weight(md, live),
+        promoted=router.promoted(md, canary, live),
+        verdict=result,
+        checks=checks or (),
+        approved_version=md.annotations.get(APPROVE_ANNOTATION),
+    )
+
+
+def _replace_directly(
+    old: ModelDeploymentStatus,
+    wanted: ModelRef,
+    now: str,
+    events: list[Event],
+    history: list[HistoryEntry],
+) -> tuple[ModelRef, None, Any, None]:
+    """Below level 2 (or on first deployment) a model change replaces the model."""
     if old.stable is None:
         events.append(
             Event("Deploying", f"deploying model {wanted.version} from {wanted.storage_uri}")
@@ -132,52 +400,48 @@ def plan(obs: Observation) -> Plan:
                 version=wanted.version,
             )
         )
-    if old.level is not None and old.level != spec.maturity.level:
+    if old.canary is not None:
         events.append(
             Event(
-                "LevelChanged",
-                f"maturity level {old.level} -> {spec.maturity.level}:"
-                f" capabilities {', '.join(ladder.ordered())}",
+                "CanaryAbandoned",
+                f"canary rollouts are off: {wanted.version} is deployed directly",
+                "Warning",
             )
         )
         history.append(
             HistoryEntry(
-                time=now, event="LevelChanged", message=f"{old.level} -> {spec.maturity.level}"
+                time=now,
+                event="CanaryAbandoned",
+                message="canary capability switched off",
+                version=old.canary.version,
             )
         )
+    stable = wanted
+    if old.stable is not None and old.stable.hash == wanted.hash:
+        stable = wanted.model_copy(update={"predictor_name": old.stable.predictor_name})
+    return stable, None, old.analysis, None
 
-    monitoring: MonitoringPlan | None = None
-    if Capability.MONITORING in ladder:
-        monitoring = plan_monitoring(md, obs.features)
-    isvc = build_inference_service(
-        md,
-        spec.model,
-        extra_annotations=monitoring.predictor_annotations if monitoring else None,
-    )
-    desired: list[dict[str, Any]] = [isvc, *(monitoring.objects if monitoring else [])]
 
-    live = obs.inference_services.get(md.name)
-    ready = cond.object_condition(live, "Ready")
-    is_ready = ready is not None and ready.get("status") == "True" and _serves(live, wanted)
-    failure = _failure(live)
-    conditions = list(old.conditions)
+def _conditions(
+    existing: list[Any],
+    md: ModelDeployment,
+    stable: ModelRef,
+    canary: Any,
+    rollout_phase: Phase | None,
+    is_ready: bool,
+    ready: Mapping[str, Any] | None,
+    failure: str | None,
+    now: str,
+) -> list[Any]:
     gen = md.generation
+    conditions = list(existing)
     if is_ready:
         conditions = cond.set_condition(
             conditions,
             cond.READY,
             "True",
             "InferenceServiceReady",
-            f"model {wanted.version} is serving",
-            now=now,
-            generation=gen,
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.PROGRESSING,
-            "False",
-            "Deployed",
-            f"model {wanted.version} is deployed",
+            f"model {stable.version} is serving",
             now=now,
             generation=gen,
         )
@@ -189,18 +453,60 @@ def plan(obs: Observation) -> Plan:
         conditions = cond.set_condition(
             conditions, cond.READY, "False", reason, message, now=now, generation=gen
         )
+    if canary is not None:
+        progressing = {
+            "Progressing": (
+                "CanaryProgressing",
+                f"canary {canary.version} at {canary.weight}% (step {canary.step + 1})",
+            ),
+            "Paused": ("AwaitingApproval", f"canary {canary.version} waits for approval"),
+            "Promoting": ("Promoting", f"promoting {canary.version}"),
+            "RollingBack": ("RollingBack", f"rolling back {canary.version}"),
+        }.get(rollout_phase or "", ("CanaryProgressing", f"canary {canary.version}"))
+        conditions = cond.set_condition(
+            conditions,
+            cond.PROGRESSING,
+            "True",
+            progressing[0],
+            progressing[1],
+            now=now,
+            generation=gen,
+        )
+    elif is_ready:
+        conditions = cond.set_condition(
+            conditions,
+            cond.PROGRESSING,
+            "False",
+            "Deployed",
+            f"model {stable.version} is deployed",
+            now=now,
+            generation=gen,
+        )
+    else:
         conditions = cond.set_condition(
             conditions,
             cond.PROGRESSING,
             "True",
             "Deploying",
-            f"deploying model {wanted.version}",
+            f"deploying model {stable.version}",
             now=now,
             generation=gen,
         )
+    rejected = md.status.rejected
     if failure:
         conditions = cond.set_condition(
             conditions, cond.DEGRADED, "True", "ModelFailed", failure, now=now, generation=gen
+        )
+    elif rollout_phase == "RolledBack":
+        version = rejected.version if rejected else (canary.version if canary else "the canary")
+        conditions = cond.set_condition(
+            conditions,
+            cond.DEGRADED,
+            "True",
+            "RolledBack",
+            f"{version} was rolled back; change spec.model to try again",
+            now=now,
+            generation=gen,
         )
     else:
         conditions = cond.set_condition(
@@ -212,67 +518,12 @@ def plan(obs: Observation) -> Plan:
             now=now,
             generation=gen,
         )
-
-    slo = old.slo
-    if monitoring is None:
-        conditions = cond.remove_condition(conditions, cond.MONITORING_READY)
-        slo = None
-    elif obs.slo is not None:
-        if obs.slo.error is not None:
-            conditions = cond.set_condition(
-                conditions,
-                cond.MONITORING_READY,
-                "False",
-                "PrometheusUnreachable",
-                obs.slo.error,
-                now=now,
-                generation=gen,
-            )
-        else:
-            slo = obs.slo.snapshot
-            conditions = cond.set_condition(
-                conditions,
-                cond.MONITORING_READY,
-                "True",
-                "MetricsAvailable",
-                monitoring.description,
-                now=now,
-                generation=gen,
-            )
-    elif cond.get_condition(conditions, cond.MONITORING_READY) is None:
-        conditions = cond.set_condition(
-            conditions,
-            cond.MONITORING_READY,
-            "Unknown",
-            "AwaitingFirstReading",
-            "the SLO indicators have not been read yet",
-            now=now,
-            generation=gen,
-        )
-
-    phase: Phase = "Failed" if failure else ("Ready" if is_ready else "Progressing")
-    status = ModelDeploymentStatus(
-        observed_generation=gen,
-        level=spec.maturity.level,
-        capabilities=ladder.ordered(),
-        phase=phase,
-        inference_service=md.name,
-        url=((live or {}).get("status") or {}).get("url"),
-        stable=wanted,
-        canary=None,
-        analysis=old.analysis,
-        slo=slo,
-        retraining=old.retraining,
-        history=history[-HISTORY_LIMIT:],
-        conditions=conditions,
-    )
-    return Plan(desired=desired, status=status, events=events)
+    return conditions
 
 
-def _serves(isvc: Mapping[str, Any] | None, model: ModelRef) -> bool:
-    """Whether the live InferenceService already carries `model` (by its hash)."""
-    annotations = ((isvc or {}).get("metadata") or {}).get("annotations") or {}
-    return bool(annotations.get(MODEL_HASH_ANNOTATION) == model.hash)
+def _annotation(obj: Mapping[str, Any] | None, key: str) -> str | None:
+    value = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(key)
+    return None if value is None else str(value)
 
 
 def _failure(isvc: Mapping[str, Any] | None) -> str | None:

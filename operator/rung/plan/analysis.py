@@ -1,0 +1,112 @@
+"""Canary analysis verdicts (pure): one metric's check, and a run's verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rung.api.spec import AnalysisMetric, ModelDeploymentSpec, NoDataPolicy
+from rung.api.status import CheckResult
+from rung.plan.monitoring import effective_slo
+from rung.plan.promql import (
+    ERROR_RATE,
+    INTER_TOKEN_LATENCY_P95,
+    LATENCY_P95,
+    LLM_LATENCY_P95,
+    TTFT_P95,
+)
+
+Verdict = Literal["pass", "fail", "hold"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the metric provider returned for one analysis metric."""
+
+    metric: AnalysisMetric
+    canary: float | None
+    stable: float | None = None
+    """Only measured for relative thresholds (maxIncreaseOverStable)."""
+
+
+def analysis_metrics(spec: ModelDeploymentSpec) -> list[AnalysisMetric]:
+    """spec.rollout.analysis.metrics, or defaults for the model kind from the SLOs."""
+    analysis = spec.rollout.analysis if spec.rollout else None
+    if analysis is not None and analysis.metrics:
+        return list(analysis.metrics)
+    slo = effective_slo(spec.model.kind, spec.monitoring.slo if spec.monitoring else None)
+    if spec.model.kind == "llm":
+        metrics = [
+            AnalysisMetric(name="error-rate", query=ERROR_RATE.query, max=slo.max_error_rate),
+            AnalysisMetric(
+                name="time-to-first-token-p95",
+                query=TTFT_P95.query,
+                max=slo.time_to_first_token_p95_ms,
+            ),
+            AnalysisMetric(name="latency-p95", query=LLM_LATENCY_P95.query, max=slo.latency_p95_ms),
+        ]
+        if slo.min_tokens_per_second:
+            metrics.append(
+                AnalysisMetric(
+                    name="inter-token-latency-p95",
+                    query=INTER_TOKEN_LATENCY_P95.query,
+                    max=1000.0 / slo.min_tokens_per_second,
+                )
+            )
+        return metrics
+    return [
+        AnalysisMetric(name="error-rate", query=ERROR_RATE.query, max=slo.max_error_rate),
+        AnalysisMetric(name="latency-p95", query=LATENCY_P95.query, max=slo.latency_p95_ms),
+    ]
+
+
+def needs_stable(metric: AnalysisMetric) -> bool:
+    """Whether the metric's threshold compares the canary with stable."""
+    return metric.max_increase_over_stable is not None
+
+
+def check(measurement: Measurement) -> CheckResult:
+    """Judge one metric: passed, failed, or no data (passed is None)."""
+    metric, value, stable = measurement.metric, measurement.canary, measurement.stable
+    if value is None:
+        return CheckResult(metric=metric.name, message="no data for the canary")
+    failures: list[str] = []
+    if metric.max is not None and value > metric.max:
+        failures.append(f"{value:.4g} > max {metric.max:g}")
+    if metric.min is not None and value < metric.min:
+        failures.append(f"{value:.4g} < min {metric.min:g}")
+    if metric.max_increase_over_stable is not None:
+        if stable is None:
+            return CheckResult(
+                metric=metric.name, value=value, message="no data for stable to compare with"
+            )
+        if value - stable > metric.max_increase_over_stable:
+            failures.append(
+                f"{value:.4g} exceeds stable {stable:.4g}"
+                f" by more than {metric.max_increase_over_stable:g}"
+            )
+    if failures:
+        return CheckResult(
+            metric=metric.name,
+            value=value,
+            stable_value=stable,
+            passed=False,
+            message="; ".join(failures),
+        )
+    return CheckResult(
+        metric=metric.name,
+        value=value,
+        stable_value=stable,
+        passed=True,
+        message="within thresholds",
+    )
+
+
+def verdict(checks: Sequence[CheckResult], on_no_data: NoDataPolicy) -> Verdict:
+    """A run fails if any check fails; missing data follows `on_no_data`."""
+    if any(c.passed is False for c in checks):
+        return "fail"
+    if any(c.passed is None for c in checks):
+        return {"hold": "hold", "fail": "fail", "pass": "pass"}[on_no_data]  # type: ignore[return-value]
+    return "pass"

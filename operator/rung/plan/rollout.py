@@ -1,0 +1,361 @@
+"""The canary rollout state machine (pure).
+
+`advance()` takes the rollout's state from status, what was observed this pass
+(canary readiness, the weight the cluster routes, an analysis verdict when one
+ran) and the time, and returns the next state with the decisions it took. Every
+transition is a function of status and observations only, so a restarted operator
+continues exactly where the last status write left off.
+
+Phases while a canary exists:
+  Progressing -> (last step passed) -> Paused (manual gate) -> Promoting -> Ready
+  Progressing -> (failureLimit failures, or progressDeadline) -> RollingBack -> RolledBack
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from rung.api.status import (
+    AnalysisStatus,
+    CanaryStatus,
+    CheckResult,
+    HistoryEntry,
+    ModelRef,
+    Phase,
+)
+from rung.plan.analysis import Verdict
+from rung.plan.events import Event, parse_time, timestamp
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """spec.rollout with defaults, in the units the state machine uses."""
+
+    steps: tuple[int, ...] = (10, 25, 50, 100)
+    interval_seconds: float = 60.0
+    deadline_seconds: float = 600.0
+    failure_limit: int = 2
+    manual_gate: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """The rollout part of status."""
+
+    stable: ModelRef
+    canary: CanaryStatus | None = None
+    phase: Phase | None = None
+    analysis: AnalysisStatus | None = None
+    rejected: ModelRef | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What this pass saw in the cluster."""
+
+    canary_ready: bool = False
+    live_weight: int | None = None
+    """Canary weight the cluster routes now (None: no canary route)."""
+    promoted: bool = False
+    """The canary's model serves from the stable slot."""
+    verdict: Verdict | None = None
+    """Set when analysis ran this pass."""
+    checks: Sequence[CheckResult] = ()
+    approved_version: str | None = None
+    """The value of the rung.dev/approve annotation."""
+
+
+@dataclass
+class Decision:
+    """The next rollout state and what to announce."""
+
+    state: RolloutState
+    events: list[Event] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+def analysis_due(
+    state: RolloutState, settings: RolloutSettings, canary_ready: bool, now: datetime
+) -> bool:
+    """Whether analysis should run this pass (the handler then queries metrics)."""
+    canary = state.canary
+    if canary is None or state.phase != "Progressing" or not canary_ready:
+        return False
+    return _since(_step_clock(state), now) >= settings.interval_seconds
+
+
+def advance(
+    state: RolloutState,
+    desired: ModelRef,
+    settings: RolloutSettings,
+    observed: Observed,
+    now: datetime,
+) -> Decision:
+    """One step of the state machine. `desired` is spec.model (with its hash)."""
+    at = timestamp(now)
+    canary = state.canary
+
+    if canary is None:
+        if desired.hash == state.stable.hash:
+            return Decision(replace(state, phase=None, rejected=None))
+        if state.rejected is not None and state.rejected.hash == desired.hash:
+            return Decision(replace(state, phase="RolledBack"))
+        return _start(state, desired, settings, at, superseding=None)
+
+    if canary.hash != desired.hash:
+        if desired.hash == state.stable.hash:
+            return _rollback(
+                state,
+                at,
+                "CanaryAborted",
+                f"spec.model is back to {desired.version}: removing canary {canary.version}",
+                warning=False,
+            )
+        return _start(state, desired, settings, at, superseding=canary)
+
+    if state.phase == "RollingBack":
+        if observed.live_weight in (None, 0):
+            done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
+            return Decision(
+                done,
+                [
+                    Event(
+                        "RolledBack",
+                        f"traffic is on {state.stable.version}; canary {canary.version} removed",
+                        "Warning",
+                    )
+                ],
+                [
+                    HistoryEntry(
+                        time=at,
+                        event="RolledBack",
+                        message=f"{canary.version} rolled back",
+                        version=canary.version,
+                    )
+                ],
+            )
+        return Decision(state)
+
+    if state.phase == "Promoting":
+        if observed.promoted:
+            stable = _ref(canary)
+            if canary.predictor_name is not None:
+                stable = stable.model_copy(update={"predictor_name": canary.predictor_name})
+            done = RolloutState(stable=stable, canary=None, phase=None, analysis=state.analysis)
+            return Decision(
+                done,
+                [Event("Promoted", f"{canary.version} is now stable")],
+                [
+                    HistoryEntry(
+                        time=at,
+                        event="Promoted",
+                        message=f"{state.stable.version} -> {canary.version}",
+                        version=canary.version,
+                    )
+                ],
+            )
+        return Decision(state)
+
+    if state.phase == "Paused":
+        if observed.approved_version == canary.version:
+            return _promote(state, at, approved=True)
+        return Decision(state)
+
+    # Progressing
+    if not observed.canary_ready:
+        if _since(canary.started_at, now) > settings.deadline_seconds:
+            return _rollback(
+                state,
+                at,
+                "ProgressDeadlineExceeded",
+                f"canary {canary.version} not ready within {settings.deadline_seconds:g}s",
+            )
+        return Decision(state)
+    if observed.verdict is None:
+        return Decision(state)
+
+    analysis = state.analysis or AnalysisStatus()
+    analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
+    if observed.verdict == "hold":
+        held = replace(state, analysis=analysis)
+        if _since(canary.step_started_at, now) > settings.deadline_seconds:
+            return _rollback(
+                held, at, "AnalysisNoData", "no metrics for the canary within progressDeadline"
+            )
+        return Decision(held)
+    if observed.verdict == "fail":
+        failures = analysis.failures + 1
+        analysis = analysis.model_copy(update={"failures": failures})
+        failed = replace(state, analysis=analysis)
+        summary = "; ".join(
+            f"{c.metric}: {c.message}" for c in observed.checks if c.passed is not True
+        )
+        event = Event(
+            "AnalysisFailed",
+            f"canary {canary.version} failed analysis ({failures}/"
+            f"{settings.failure_limit}): {summary}",
+            "Warning",
+        )
+        if failures >= settings.failure_limit:
+            decision = _rollback(
+                failed, at, "FailureLimitReached", f"{failures} failed analysis runs: {summary}"
+            )
+            decision.events.insert(0, event)
+            return decision
+        return Decision(failed, [event])
+
+    # pass
+    passed = replace(state, analysis=analysis)
+    if canary.step + 1 < len(settings.steps):
+        step = canary.step + 1
+        weight = settings.steps[step]
+        moved = canary.model_copy(update={"step": step, "weight": weight, "step_started_at": at})
+        return Decision(
+            replace(passed, canary=moved),
+            [
+                Event(
+                    "StepAdvanced", f"canary {canary.version}: weight {canary.weight}% -> {weight}%"
+                )
+            ],
+        )
+    if settings.manual_gate and observed.approved_version != canary.version:
+        return Decision(
+            replace(passed, phase="Paused"),
+            [
+                Event(
+                    "AwaitingApproval",
+                    f"canary {canary.version} passed every step; approve with"
+                    f" `rung approve` (annotation rung.dev/approve={canary.version})",
+                )
+            ],
+            [
+                HistoryEntry(
+                    time=at,
+                    event="AwaitingApproval",
+                    message="promotion waits for approval",
+                    version=canary.version,
+                )
+            ],
+        )
+    return _promote(passed, at, approved=settings.manual_gate)
+
+
+def _start(
+    state: RolloutState,
+    desired: ModelRef,
+    settings: RolloutSettings,
+    at: str,
+    superseding: CanaryStatus | None,
+) -> Decision:
+    canary = CanaryStatus(
+        version=desired.version,
+        storage_uri=desired.storage_uri,
+        hash=desired.hash,
+        model=desired.model,
+        predictor_name=f"r-{(desired.hash or '')[:8]}",
+        weight=settings.steps[0],
+        step=0,
+        started_at=at,
+        step_started_at=at,
+    )
+    events: list[Event] = []
+    history: list[HistoryEntry] = []
+    if superseding is not None:
+        events.append(
+            Event("CanarySuperseded", f"canary {superseding.version} replaced by {desired.version}")
+        )
+        history.append(
+            HistoryEntry(
+                time=at,
+                event="CanarySuperseded",
+                message=f"{superseding.version} -> {desired.version}",
+                version=desired.version,
+            )
+        )
+    events.append(
+        Event(
+            "CanaryStarted",
+            f"rolling out {desired.version} next to {state.stable.version}:"
+            f" steps {', '.join(f'{s}%' for s in settings.steps)}",
+        )
+    )
+    history.append(
+        HistoryEntry(
+            time=at,
+            event="CanaryStarted",
+            message=f"{state.stable.version} -> {desired.version}",
+            version=desired.version,
+        )
+    )
+    new = RolloutState(
+        stable=state.stable,
+        canary=canary,
+        phase="Progressing",
+        analysis=AnalysisStatus(),
+        rejected=None,
+    )
+    return Decision(new, events, history)
+
+
+def _promote(state: RolloutState, at: str, approved: bool) -> Decision:
+    assert state.canary is not None
+    canary = state.canary
+    message = f"canary {canary.version} passed" + (" and was approved" if approved else "")
+    return Decision(
+        replace(state, phase="Promoting", canary=canary.model_copy(update={"weight": 100})),
+        [Event("Promoting", message)],
+        [HistoryEntry(time=at, event="Approved", message=message, version=canary.version)]
+        if approved
+        else [],
+    )
+
+
+def _rollback(
+    state: RolloutState, at: str, reason: str, message: str, warning: bool = True
+) -> Decision:
+    assert state.canary is not None
+    canary = state.canary.model_copy(update={"weight": 0})
+    return Decision(
+        replace(state, phase="RollingBack", canary=canary),
+        [
+            Event(
+                reason,
+                f"{message}; rolling back to {state.stable.version}",
+                "Warning" if warning else "Normal",
+            )
+        ],
+        [
+            HistoryEntry(
+                time=at, event="RollingBack", message=f"{reason}: {message}", version=canary.version
+            )
+        ],
+    )
+
+
+def _ref(model: ModelRef) -> ModelRef:
+    return ModelRef(
+        version=model.version,
+        storage_uri=model.storage_uri,
+        hash=model.hash,
+        model=model.model,
+        predictor_name=model.predictor_name,
+    )
+
+
+def _step_clock(state: RolloutState) -> str | None:
+    """The later of the step's start and the last analysis run."""
+    assert state.canary is not None
+    times = [
+        t
+        for t in (state.canary.step_started_at, state.analysis.last_run if state.analysis else None)
+        if t
+    ]
+    return max(times, key=parse_time) if times else None
+
+
+def _since(text: str | None, now: datetime) -> float:
+    if not text:
+        return float("inf")
+    return (now - parse_time(text)).total_seconds()

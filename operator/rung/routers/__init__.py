@@ -1,0 +1,24 @@
+"""Traffic routers behind one interface; `router_for` rejects unknown names."""
+
+from __future__ import annotations
+
+from rung.routers.base import LiveObjects, Router, Targets, Traffic
+from rung.routers.gateway_api import GatewayApiRouter
+from rung.routers.kserve import KServeRouter
+
+ROUTERS: dict[str, type[KServeRouter] | type[GatewayApiRouter]] = {
+    "kserve": KServeRouter,
+    "gateway-api": GatewayApiRouter,
+}
+
+
+def router_for(name: str) -> Router:
+    """The router called `name` (spec.rollout.router)."""
+    try:
+        return ROUTERS[name]()
+    except KeyError:
+        known = ", ".join(sorted(ROUTERS))
+        raise ValueError(f"unknown traffic router {name!r}; known: {known}") from None
+
+
+__all__ = ["ROUTERS", "LiveObjects", "Router", "Targets", "Traffic", "router_for"]

@@ -1,0 +1,89 @@
+"""The traffic router interface: how stable and canary models share traffic.
+
+A router is pure: it turns the rollout's intent into the objects that realise it,
+and reads the live objects back (weights, readiness). The reconciler applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rung.api.resource import ModelDeployment
+from rung.api.status import ModelRef
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LiveObjects:
+    """Owned objects as they are in the cluster, by name."""
+
+    inference_services: Mapping[str, Obj] = field(default_factory=dict)
+    http_routes: Mapping[str, Obj] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What the rollout wants the routing to be."""
+
+    stable: ModelRef
+    """The model serving the rest of the traffic (its `model` is set)."""
+    canary: ModelRef | None = None
+    """The model being rolled out, if any."""
+    canary_weight: int = 0
+    """Percent of requests for the canary."""
+    promoting: bool = False
+    """The canary passed: move it into the stable slot."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """Extra annotations for every InferenceService (e.g. scrape annotations)."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Workload names of stable and canary, for PromQL templates."""
+
+    stable: str
+    canary: str | None
+
+
+class Router(Protocol):
+    """One way of splitting traffic between a stable and a canary model."""
+
+    name: str
+
+    def objects(self, md: ModelDeployment, traffic: Traffic) -> list[dict[str, Any]]:
+        """Every object this router needs for `traffic`."""
+        ...
+
+    def canary_weight(self, md: ModelDeployment, live: LiveObjects) -> int | None:
+        """The canary weight the cluster routes right now (None: no canary route)."""
+        ...
+
+    def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
+        """Whether `canary` is deployed and ready to take traffic."""
+        ...
+
+    def promoted(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
+        """Whether `canary` now serves from the stable slot, so the canary can go."""
+        ...
+
+    def targets(
+        self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects
+    ) -> Targets:
+        """Workload names whose metrics belong to stable and canary."""
+        ...
+
+
+def condition_true(obj: Obj | None, type_: str) -> bool:
+    """Whether `obj.status.conditions` has `type_` with status True."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def annotation(obj: Obj | None, key: str) -> str | None:
+    value = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(key)
+    return None if value is None else str(value)

@@ -1,0 +1,147 @@
+"""The `kserve` router: KServe's own canary on one InferenceService.
+
+- Serverless mode: `predictor.canaryTrafficPercent`; KServe keeps the previous
+  revision as stable and routes the rest of the traffic there.
+- RawDeployment mode (KServe 0.20+): a `spec.canary` entry with its own predictor
+  name and `trafficPercent`; promotion retargets `predictor.name` to the canary's
+  name and drops the entry, so no pod restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rung.api.resource import ModelDeployment
+from rung.api.status import ModelRef
+from rung.plan.inference_service import (
+    CANARY_HASH_ANNOTATION,
+    MODEL_HASH_ANNOTATION,
+    CanaryVariant,
+    build_inference_service,
+)
+from rung.routers.base import LiveObjects, Obj, Targets, Traffic, annotation, condition_true
+
+
+def canary_predictor_name(canary: ModelRef) -> str:
+    """The canary's predictor name (DNS-safe, derived from its hash, kept in status)."""
+    return canary.predictor_name or f"r-{(canary.hash or '')[:8]}"
+
+
+class KServeRouter:
+    """Canary traffic split done by KServe itself."""
+
+    name = "kserve"
+
+    def objects(self, md: ModelDeployment, traffic: Traffic) -> list[dict[str, Any]]:
+        stable, canary = traffic.stable, traffic.canary
+        assert stable.model is not None
+        annotations = dict(traffic.annotations)
+        if md.spec.serving.deployment_mode == "Serverless":
+            if canary is None:
+                return [build_inference_service(md, stable.model, extra_annotations=annotations)]
+            assert canary.model is not None
+            percent = None if traffic.promoting else traffic.canary_weight
+            annotations[CANARY_HASH_ANNOTATION] = canary.hash or ""
+            return [
+                build_inference_service(
+                    md,
+                    canary.model,
+                    extra_annotations=annotations,
+                    canary_traffic_percent=percent,
+                )
+            ]
+        if canary is None:
+            return [
+                build_inference_service(
+                    md,
+                    stable.model,
+                    extra_annotations=annotations,
+                    predictor_name=stable.predictor_name,
+                )
+            ]
+        assert canary.model is not None
+        name = canary_predictor_name(canary)
+        if traffic.promoting:
+            return [
+                build_inference_service(
+                    md, canary.model, extra_annotations=annotations, predictor_name=name
+                )
+            ]
+        return [
+            build_inference_service(
+                md,
+                stable.model,
+                extra_annotations=annotations,
+                predictor_name=stable.predictor_name,
+                canary=CanaryVariant(name, canary.model, traffic.canary_weight),
+            )
+        ]
+
+    def canary_weight(self, md: ModelDeployment, live: LiveObjects) -> int | None:
+        isvc = live.inference_services.get(md.name)
+        if isvc is None:
+            return None
+        spec = isvc.get("spec") or {}
+        if md.spec.serving.deployment_mode == "Serverless":
+            percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
+            return None if percent is None else int(percent)
+        entries = spec.get("canary") or []
+        if not entries:
+            return None
+        reported = {
+            s.get("name"): s.get("trafficPercent")
+            for s in (isvc.get("status") or {}).get("canaryStatuses") or []
+        }
+        name = (entries[0].get("predictor") or {}).get("name")
+        applied = reported.get(name)
+        return int(applied if applied is not None else entries[0].get("trafficPercent", 0))
+
+    def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
+        isvc = live.inference_services.get(md.name)
+        if annotation(isvc, CANARY_HASH_ANNOTATION) != canary.hash:
+            return False
+        if md.spec.serving.deployment_mode == "Serverless":
+            predictor = _predictor_status(isvc)
+            latest = predictor.get("latestCreatedRevision")
+            return bool(latest) and predictor.get("latestReadyRevision") == latest
+        name = canary_predictor_name(canary)
+        return any(
+            s.get("name") == name and s.get("ready")
+            for s in ((isvc or {}).get("status") or {}).get("canaryStatuses") or []
+        )
+
+    def promoted(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
+        isvc = live.inference_services.get(md.name)
+        return (
+            annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash
+            and not ((isvc or {}).get("spec") or {}).get("canary")
+            and condition_true(isvc, "Ready")
+        )
+
+    def targets(
+        self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects
+    ) -> Targets:
+        if md.spec.serving.deployment_mode == "Serverless":
+            predictor = _predictor_status(live.inference_services.get(md.name))
+            return Targets(
+                stable=str(predictor.get("previousRolledoutRevision") or f"{md.name}-predictor"),
+                canary=(
+                    str(predictor["latestCreatedRevision"])
+                    if canary is not None and predictor.get("latestCreatedRevision")
+                    else None
+                ),
+            )
+        return Targets(
+            stable=_workload(md.name, stable.predictor_name),
+            canary=None if canary is None else _workload(md.name, canary_predictor_name(canary)),
+        )
+
+
+def _workload(isvc: str, predictor_name: str | None) -> str:
+    """The predictor Deployment's name in RawDeployment mode."""
+    return f"{isvc}-{predictor_name}-predictor" if predictor_name else f"{isvc}-predictor"
+
+
+def _predictor_status(isvc: Obj | None) -> dict[str, Any]:
+    components = ((isvc or {}).get("status") or {}).get("components") or {}
+    return dict(components.get("predictor") or {})

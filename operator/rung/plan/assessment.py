@@ -301,14 +301,20 @@ def predictor_requests(spec: ModelDeploymentSpec) -> tuple[Resources | None, Req
     return Resources(cpu, memory, parsed.gpus), source
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else empty (Job templates are free-form)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _job_requests(template: Mapping[str, Any]) -> Resources | None:
     """Summed container requests of a Job spec (`template.spec.containers`), if any."""
-    pod = ((template.get("template") or {}).get("spec")) or {}
+    pod = _mapping(_mapping(template.get("template")).get("spec"))
+    containers = pod.get("containers")
     total = Resources()
     found = False
-    for container in pod.get("containers") or []:
-        resources = (container or {}).get("resources") or {}
-        one = _requests_of(resources.get("requests"), resources.get("limits"))
+    for container in containers if isinstance(containers, list) else []:
+        resources = _mapping(_mapping(container).get("resources"))
+        one = _requests_of(_mapping(resources.get("requests")), _mapping(resources.get("limits")))
         if one is None:
             return None
         found = found or one != Resources()
@@ -421,10 +427,12 @@ def estimate_costs(
             run_resources = _job_requests(pipeline.job.template)
         if run_resources is not None:
             per_run = f"each run requests {run_resources.describe()}"
-        elif pipeline is not None and pipeline.type != "job":
+        elif pipeline is None:
+            per_run = "each run uses the pipeline's own resources"
+        elif pipeline.type != "job":
             per_run = f"each run uses the {pipeline.type} pipeline's own resources"
         else:
-            per_run = "each run uses the Job's resources"
+            per_run = "each run uses the Job's resources (no requests set)"
         runs_text = f"{runs:g}" if runs == int(runs) else f"{runs:.1f}"
         costs.append(
             Cost(
@@ -807,6 +815,11 @@ def assess_one(
         notes.append(
             f"status is from generation {md.status.observed_generation}, spec is at {md.generation}"
         )
+    ready = _ready_status(md)
+    if ready == "False":
+        notes.append(
+            f"not Ready (phase {md.status.phase or 'unknown'}): let it serve before climbing"
+        )
     gaps = needs_at(spec, level, inventory, default_prometheus_url)
     next_level = level + 1 if level < MAX_LEVEL else None
     next_needs = (
@@ -827,7 +840,7 @@ def assess_one(
         capabilities=caps,
         capabilities_source=source,
         phase=md.status.phase,
-        ready=_ready_status(md),
+        ready=ready,
         model_kind=spec.model.kind,
         version=spec.model.version,
         next_level=next_level,

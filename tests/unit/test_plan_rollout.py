@@ -1,0 +1,697 @@
+"""rung.plan.reconcile at level 2: canaries through plan() and analysis_queries(), per router."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
+from rung.api.spec import ModelSource
+from rung.api.status import Condition, ModelDeploymentStatus, ModelRef
+from rung.plan.conditions import get_condition
+from rung.plan.inference_service import MODEL_HASH_ANNOTATION, model_hash
+from rung.plan.monitoring import query_variables
+from rung.plan.promql import ERROR_RATE, LATENCY_P95, render
+from rung.plan.reconcile import AnalysisQuery, Observation, Plan, analysis_queries, plan
+
+from . import factories as f
+
+T0 = f.NOW
+V1_FIELDS = {"storageUri": "s3://models/fraud/v1", "version": "v1"}
+V2_FIELDS = {"storageUri": "s3://models/fraud/v2", "version": "v2"}
+V3_FIELDS = {"storageUri": "s3://models/fraud/v3", "version": "v3"}
+V1_SOURCE = ModelSource.model_validate(f.model(**V1_FIELDS))
+V2_HASH = model_hash(ModelSource.model_validate(f.model(**V2_FIELDS)))
+V1_HASH = model_hash(V1_SOURCE)
+STABLE = ModelRef(version="v1", storage_uri="s3://models/fraud/v1", hash=V1_HASH, model=V1_SOURCE)
+
+ROUTERS: dict[str, dict[str, Any]] = {
+    "kserve-raw": {"rollout": {"router": "kserve"}},
+    "kserve-serverless": {
+        "rollout": {"router": "kserve"},
+        "serving": {"deploymentMode": "Serverless"},
+    },
+    "gateway-api": {"rollout": {"router": "gateway-api"}},
+}
+ALL = list(ROUTERS)
+
+SERVERLESS_READY = pytest.mark.xfail(
+    strict=True,
+    reason="BUG reconcile.py:261-271: with the kserve router in Serverless mode the"
+    " InferenceService carries only the canary's hash (model and canary annotations), so"
+    " `stable.hash in serving` is False for the whole canary and Ready turns False"
+    " (InferenceServiceNotReady) while the stable revision serves most of the traffic",
+)
+
+
+def with_serverless_xfail(mark: pytest.MarkDecorator) -> list[Any]:
+    return [pytest.param(r, marks=mark) if r == "kserve-serverless" else r for r in ALL]
+
+
+def deployment(
+    router: str,
+    *,
+    status: ModelDeploymentStatus | dict[str, Any] | None = None,
+    level: int = 2,
+    model: dict[str, Any] = V2_FIELDS,
+    rollout: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> ModelDeployment:
+    """A ModelDeployment on `router` whose spec names `model`, with `status` written back."""
+    spec = copy.deepcopy(ROUTERS[router])
+    spec["rollout"].update(rollout or {})
+    if isinstance(status, ModelDeploymentStatus):
+        status = status.wire()
+    return f.md(level=level, model_fields=model, status=status, annotations=annotations, **spec)
+
+
+def stable_status() -> ModelDeploymentStatus:
+    """Level 2 status serving v1, with its full model so that changes become canaries."""
+    return ModelDeploymentStatus(
+        observed_generation=1,
+        level=2,
+        capabilities=["serving", "monitoring", "canary"],
+        phase="Ready",
+        inference_service=f.NAME,
+        stable=STABLE,
+    )
+
+
+# --- a stand-in for KServe and the Gateway API implementation ------------------------
+
+
+@dataclass
+class Cluster:
+    """Live objects as KServe leaves them once the planned objects are applied.
+
+    Tests play the KServe controller here (see DESIGN.md §4): every InferenceService
+    becomes Ready, canary predictors report their readiness and traffic, Serverless
+    predictors get a revision per model.
+    """
+
+    inference_services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    http_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def apply(self, desired: list[dict[str, Any]], *, canary_ready: bool = True) -> None:
+        previous = self.inference_services
+        self.inference_services, self.http_routes = {}, {}
+        for manifest in desired:
+            obj = copy.deepcopy(manifest)
+            name = obj["metadata"]["name"]
+            if obj["kind"] == "HTTPRoute":
+                self.http_routes[name] = obj
+            elif obj["kind"] == "InferenceService":
+                obj["status"] = self._status(obj, previous.get(name), canary_ready)
+                self.inference_services[name] = obj
+
+    @staticmethod
+    def _status(
+        obj: dict[str, Any], before: dict[str, Any] | None, canary_ready: bool
+    ) -> dict[str, Any]:
+        meta, spec = obj["metadata"], obj["spec"]
+        is_canary = meta["labels"]["rung.dev/role"] == "canary"
+        ready = canary_ready or not is_canary
+        status: dict[str, Any] = {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "url": f"http://{meta['name']}.team-a.example.com",
+        }
+        if spec.get("canary"):
+            status["canaryStatuses"] = [
+                {
+                    "name": c["predictor"]["name"],
+                    "ready": canary_ready,
+                    "trafficPercent": c["trafficPercent"],
+                }
+                for c in spec["canary"]
+            ]
+        if meta["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless":
+            old = ((before or {}).get("status") or {}).get("components", {}).get("predictor", {})
+            latest = f"{meta['name']}-predictor-{meta['annotations'][MODEL_HASH_ANNOTATION][:5]}"
+            rolled = old.get("latestReadyRevision")
+            is_new = latest != old.get("latestCreatedRevision")
+            has_canary = "canaryTrafficPercent" in spec["predictor"]
+            predictor = {
+                "latestCreatedRevision": latest,
+                "latestReadyRevision": latest if canary_ready or not has_canary else rolled,
+                "previousRolledoutRevision": (
+                    rolled if is_new and rolled else old.get("previousRolledoutRevision")
+                ),
+            }
+            status["components"] = {"predictor": {k: v for k, v in predictor.items() if v}}
+        return status
+
+    def observe(self, md: ModelDeployment, now: datetime, **more: Any) -> Observation:
+        return Observation(
+            md=md,
+            now=now,
+            inference_services=copy.deepcopy(self.inference_services),
+            http_routes=copy.deepcopy(self.http_routes),
+            **more,
+        )
+
+
+def after(p: Plan, router: str, **kwargs: Any) -> ModelDeployment:
+    """The ModelDeployment once `p`'s status has been written back."""
+    return deployment(router, status=p.status, **kwargs)
+
+
+def settle(router: str, **kwargs: Any) -> tuple[Cluster, Plan]:
+    """v1 deployed at level 2 and Ready, its objects applied."""
+    cluster = Cluster()
+    md = deployment(router, status=stable_status(), model=V1_FIELDS, **kwargs)
+    first = plan(cluster.observe(md, T0 - timedelta(minutes=10)))
+    cluster.apply(first.desired)
+    settled = plan(cluster.observe(after(first, router, model=V1_FIELDS, **kwargs), T0))
+    assert settled.events == []
+    assert settled.status.phase == "Ready"
+    return cluster, settled
+
+
+def start(router: str, *, canary_ready: bool = True, **kwargs: Any) -> tuple[Cluster, Plan]:
+    """spec.model changed to v2 at T0: the canary starts; its objects are applied."""
+    cluster, settled = settle(router, **kwargs)
+    started = plan(cluster.observe(after(settled, router, **kwargs), T0))
+    cluster.apply(started.desired, canary_ready=canary_ready)
+    return cluster, started
+
+
+def routing(router: str, desired: list[dict[str, Any]]) -> tuple[str | None, str | None, Any]:
+    """(model in the stable slot, canary model, canary weight) in the desired objects.
+
+    Serverless keeps stable as the previous revision, so only the canary is in the spec.
+    """
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in desired}
+    isvc = by_name["InferenceService", "fraud"]
+    uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+    if router == "kserve-raw":
+        canaries = isvc["spec"].get("canary") or [{}]
+        canary = canaries[0].get("predictor", {}).get("model", {}).get("storageUri")
+        return uri, canary, canaries[0].get("trafficPercent")
+    if router == "kserve-serverless":
+        percent = isvc["spec"]["predictor"].get("canaryTrafficPercent")
+        return (uri, None, None) if percent is None else (None, uri, percent)
+    canary_isvc = by_name.get(("InferenceService", "fraud-canary"))
+    route = by_name["HTTPRoute", "fraud"]
+    weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    return (
+        uri,
+        canary_isvc["spec"]["predictor"]["model"]["storageUri"] if canary_isvc else None,
+        weights.get("fraud-canary-predictor"),
+    )
+
+
+def condition(p: Plan, type_: str) -> Condition:
+    found = get_condition(p.status.conditions, type_)
+    assert found is not None, f"no {type_} condition in {p.status.conditions}"
+    return found
+
+
+def summary(p: Plan, type_: str) -> tuple[str, str, str]:
+    c = condition(p, type_)
+    return c.status, c.reason, c.message
+
+
+V1_URI, V2_URI, V3_URI = (
+    "s3://models/fraud/v1",
+    "s3://models/fraud/v2",
+    "s3://models/fraud/v3",
+)
+STABLE_ONLY = {
+    "kserve-raw": (V1_URI, None, None),
+    "kserve-serverless": (V1_URI, None, None),
+    "gateway-api": (V1_URI, None, None),
+}
+
+
+# --- the canary starts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_settled_level_2_routes_everything_to_stable(router: str) -> None:
+    _, settled = settle(router)
+    assert routing(router, settled.desired) == STABLE_ONLY[router]
+    assert settled.status.canary is None
+    assert summary(settled, "Progressing")[:2] == ("False", "Deployed")
+
+
+@pytest.mark.parametrize(
+    ("router", "expected"),
+    [
+        ("kserve-raw", (V1_URI, V2_URI, 10)),
+        ("kserve-serverless", (None, V2_URI, 10)),
+        ("gateway-api", (V1_URI, V2_URI, 10)),
+    ],
+)
+def test_model_change_starts_a_canary(router: str, expected: tuple[Any, ...]) -> None:
+    _, p = start(router)
+    assert routing(router, p.desired) == expected
+    assert p.status.phase == "Progressing"
+    assert p.status.canary is not None
+    assert (p.status.canary.version, p.status.canary.step, p.status.canary.weight) == (
+        "v2",
+        0,
+        10,
+    )
+    assert p.status.canary.hash == V2_HASH
+    assert p.status.canary.model is not None
+    assert p.status.stable == STABLE
+    assert [e.reason for e in p.events] == ["CanaryStarted"]
+    assert p.status.history[-1].event == "CanaryStarted"
+    assert summary(p, "Progressing") == ("True", "CanaryProgressing", "canary v2 at 10% (step 1)")
+    assert summary(p, "Degraded")[:2] == ("False", "AsExpected")
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_stable_without_its_model_is_replaced_directly(router: str) -> None:
+    """A status written before stable.model existed cannot keep stable serving."""
+    old = stable_status().model_copy(update={"stable": STABLE.model_copy(update={"model": None})})
+    p = plan(Cluster().observe(deployment(router, status=old), T0))
+    assert [e.reason for e in p.events] == ["ModelReplaced"]
+    assert p.status.canary is None
+    assert p.status.stable is not None
+    assert (p.status.stable.version, p.status.stable.hash) == ("v2", V2_HASH)
+    (isvc,) = [o for o in p.desired if o["kind"] == "InferenceService"]
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == V2_URI
+    assert "canary" not in isvc["spec"]
+
+
+@pytest.mark.parametrize("router", with_serverless_xfail(SERVERLESS_READY))
+def test_stable_stays_ready_during_a_canary(router: str) -> None:
+    cluster, started = start(router)
+    p = plan(cluster.observe(after(started, router), T0 + timedelta(seconds=30)))
+    assert summary(p, "Ready") == ("True", "InferenceServiceReady", "model v1 is serving")
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_resync_during_a_canary_changes_nothing(router: str) -> None:
+    cluster, started = start(router)
+    p1 = plan(cluster.observe(after(started, router), T0 + timedelta(seconds=20)))
+    p2 = plan(cluster.observe(after(p1, router), T0 + timedelta(seconds=40)))
+    assert (p1.events, p2.events) == ([], [])
+    assert p2.status == p1.status
+    assert p2.desired == p1.desired == started.desired
+
+
+# --- analysis queries ----------------------------------------------------------------
+
+SERVERLESS_V1 = f"fraud-predictor-{V1_HASH[:5]}"
+SERVERLESS_V2 = f"fraud-predictor-{V2_HASH[:5]}"
+TARGETS = {
+    "kserve-raw": ("fraud-predictor", f"fraud-r-{V2_HASH[:8]}-predictor"),
+    "kserve-serverless": (SERVERLESS_V1, SERVERLESS_V2),
+    "gateway-api": ("fraud-predictor", "fraud-canary-predictor"),
+}
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_default_queries_target_the_canary(router: str) -> None:
+    cluster, started = start(router)
+    md = after(started, router)
+    stable, canary = TARGETS[router]
+    variables = query_variables(md, canary, "1m", stable=stable, canary=canary)
+    queries = analysis_queries(md, cluster.observe(md, T0).live, T0 + timedelta(seconds=60))
+    assert queries == [
+        AnalysisQuery("error-rate", render(ERROR_RATE.query, variables), None),
+        AnalysisQuery("latency-p95", render(LATENCY_P95.query, variables), None),
+    ]
+    assert f'destination_workload=~"{canary}.*"' in queries[0].canary
+    assert f'pod=~"{canary}-.*"' in queries[1].canary
+    assert 'namespace="team-a"' in queries[1].canary
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_relative_and_custom_queries_render_both_targets(router: str) -> None:
+    metrics = [
+        {
+            "name": "share",
+            "query": "s{a='{{ canary }}', b='{{ stable }}'}[{{ interval }}]",
+            "max": 1,
+        },
+        {
+            "name": "drift",
+            "query": "d{t='{{ target }}', n='{{ name }}'}",
+            "maxIncreaseOverStable": 0,
+        },
+    ]
+    rollout = {"interval": "2m", "analysis": {"metrics": metrics}}
+    cluster, started = start(router, rollout=rollout)
+    md = after(started, router, rollout=rollout)
+    stable, canary = TARGETS[router]
+    queries = analysis_queries(md, cluster.observe(md, T0).live, T0 + timedelta(minutes=2))
+    assert queries == [
+        AnalysisQuery("share", f"s{{a='{canary}', b='{stable}'}}[2m]", None),
+        AnalysisQuery("drift", f"d{{t='{canary}', n='fraud'}}", f"d{{t='{stable}', n='fraud'}}"),
+    ]
+
+
+@pytest.mark.parametrize(("interval", "window"), [("5s", "10s"), ("10s", "10s"), ("2m", "2m")])
+def test_query_window_is_the_interval_but_at_least_10s(interval: str, window: str) -> None:
+    rollout = {"interval": interval}
+    cluster, started = start("gateway-api", rollout=rollout)
+    md = after(started, "gateway-api", rollout=rollout)
+    queries = analysis_queries(md, cluster.observe(md, T0).live, T0 + timedelta(minutes=5))
+    assert queries is not None
+    assert f"[{window}]" in queries[0].canary
+
+
+def _no_canary(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, settled = settle(router)
+    return after(settled, router, model=V1_FIELDS), cluster, T0 + timedelta(hours=1)
+
+
+def _not_due(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, started = start(router)
+    return after(started, router), cluster, T0 + timedelta(seconds=59)
+
+
+def _not_ready(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, started = start(router, canary_ready=False)
+    return after(started, router), cluster, T0 + timedelta(minutes=5)
+
+
+def _paused(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, started = start(router)
+    paused = started.status.model_copy(update={"phase": "Paused"})
+    return deployment(router, status=paused), cluster, T0 + timedelta(minutes=5)
+
+
+def _level_1(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, started = start(router)
+    return after(started, router, level=1), cluster, T0 + timedelta(minutes=5)
+
+
+def _stable_without_model(router: str) -> tuple[ModelDeployment, Cluster, datetime]:
+    cluster, started = start(router)
+    assert started.status.stable is not None
+    old = started.status.model_copy(
+        update={"stable": started.status.stable.model_copy(update={"model": None})}
+    )
+    return deployment(router, status=old), cluster, T0 + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    "situation", [_no_canary, _not_due, _not_ready, _paused, _level_1, _stable_without_model]
+)
+@pytest.mark.parametrize("router", ALL)
+def test_no_queries_when_analysis_is_not_due(router: str, situation: Any) -> None:
+    md, cluster, now = situation(router)
+    assert analysis_queries(md, cluster.observe(md, now).live, now) is None
+
+
+# --- analysis results drive the canary -----------------------------------------------
+
+Measurements = dict[str, tuple[float | None, float | None]]
+HEALTHY: Measurements = {"error-rate": (0.0, None), "latency-p95": (100.0, None)}
+FAULTY: Measurements = {"error-rate": (0.5, None), "latency-p95": (100.0, None)}
+
+
+@pytest.mark.parametrize(
+    ("router", "weight"), [("kserve-raw", 25), ("kserve-serverless", 25), ("gateway-api", 25)]
+)
+def test_passed_analysis_moves_traffic(router: str, weight: int) -> None:
+    cluster, started = start(router)
+    now = T0 + timedelta(seconds=60)
+    p = plan(cluster.observe(after(started, router), now, measurements=HEALTHY))
+    assert [e.reason for e in p.events] == ["StepAdvanced"]
+    assert routing(router, p.desired)[2] == weight
+    assert p.status.analysis is not None
+    assert [(c.metric, c.passed) for c in p.status.analysis.checks] == [
+        ("error-rate", True),
+        ("latency-p95", True),
+    ]
+    assert p.status.analysis.last_run == "2025-03-01T12:01:00Z"
+    assert summary(p, "Progressing")[2] == "canary v2 at 25% (step 2)"
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_failed_analysis_holds_traffic_and_counts(router: str) -> None:
+    cluster, started = start(router)
+    now = T0 + timedelta(seconds=60)
+    p = plan(cluster.observe(after(started, router), now, measurements=FAULTY))
+    assert [e.reason for e in p.events] == ["AnalysisFailed"]
+    assert routing(router, p.desired)[2] == 10
+    assert p.status.analysis is not None
+    assert p.status.analysis.failures == 1
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_unreachable_prometheus_holds_the_step(router: str) -> None:
+    cluster, started = start(router)
+    unanswered = {"error-rate": (None, None), "latency-p95": (None, None)}
+    p = plan(
+        cluster.observe(
+            after(started, router),
+            T0 + timedelta(seconds=60),
+            measurements=unanswered,
+            analysis_error="connection refused",
+        )
+    )
+    assert p.events == []
+    assert p.status.canary == started.status.canary
+    assert p.status.analysis is not None
+    assert [(c.passed, c.message) for c in p.status.analysis.checks] == [
+        (None, "connection refused"),
+        (None, "connection refused"),
+    ]
+
+
+# --- rollback ------------------------------------------------------------------------
+
+
+def roll_back(router: str) -> tuple[Cluster, Plan, Plan]:
+    """A canary failing twice (the default failureLimit), then its traffic removed."""
+    cluster, p = start(router)
+    for seconds in (60, 120):
+        p = plan(
+            cluster.observe(after(p, router), T0 + timedelta(seconds=seconds), measurements=FAULTY)
+        )
+        cluster.apply(p.desired)
+    rolling_back = p
+    assert rolling_back.status.phase == "RollingBack"
+    rolled_back = plan(cluster.observe(after(p, router), T0 + timedelta(seconds=150)))
+    cluster.apply(rolled_back.desired)
+    return cluster, rolling_back, rolled_back
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_failing_canary_rolls_back(router: str) -> None:
+    _, rolling_back, rolled_back = roll_back(router)
+    assert [e.reason for e in rolling_back.events] == ["AnalysisFailed", "FailureLimitReached"]
+    assert routing(router, rolling_back.desired)[2] == 0
+    assert summary(rolling_back, "Progressing")[:2] == ("True", "RollingBack")
+    assert [e.reason for e in rolled_back.events] == ["RolledBack"]
+    assert rolled_back.status.phase == "RolledBack"
+    assert rolled_back.status.canary is None
+    assert rolled_back.status.rejected is not None
+    assert rolled_back.status.rejected.version == "v2"
+    assert rolled_back.status.stable == STABLE
+    assert routing(router, rolled_back.desired) == STABLE_ONLY[router]
+    assert condition(rolled_back, "Degraded").status == "True"
+    assert condition(rolled_back, "Degraded").reason == "RolledBack"
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_rolled_back_stays_degraded_until_spec_changes(router: str) -> None:
+    cluster, _, rolled_back = roll_back(router)
+    again = plan(cluster.observe(after(rolled_back, router), T0 + timedelta(minutes=30)))
+    assert again.events == []
+    assert again.status.phase == "RolledBack"
+    assert summary(again, "Degraded") == (
+        "True",
+        "RolledBack",
+        "v2 was rolled back; change spec.model to try again",
+    )
+    back = plan(cluster.observe(after(again, router, model=V1_FIELDS), T0 + timedelta(minutes=31)))
+    assert back.events == []
+    assert back.status.phase == "Ready"
+    assert back.status.rejected is None
+    assert summary(back, "Degraded")[:2] == ("False", "AsExpected")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG reconcile.py:495-501: the Degraded message reads the rejected model from the"
+    " old status, so on the pass that rolls back it says 'the canary was rolled back'"
+    " instead of naming the version (it only appears on the next pass)",
+)
+def test_rolled_back_message_names_the_version_at_once() -> None:
+    _, _, rolled_back = roll_back("kserve-raw")
+    assert summary(rolled_back, "Degraded")[2] == (
+        "v2 was rolled back; change spec.model to try again"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG rollout.py:107-116: with spec.model back to stable the abort branch runs"
+    " before the RollingBack branch on every pass, so CanaryAborted is announced and"
+    " recorded again each pass and the canary objects (at weight 0) are never removed",
+)
+@pytest.mark.parametrize("router", ALL)
+def test_reverting_spec_model_mid_canary_removes_the_canary(router: str) -> None:
+    cluster, p = start(router)
+    reasons: list[str] = []
+    for seconds in (30, 60, 90, 120):
+        md = after(p, router, model=V1_FIELDS)
+        p = plan(cluster.observe(md, T0 + timedelta(seconds=seconds)))
+        cluster.apply(p.desired)
+        reasons += [e.reason for e in p.events]
+    assert reasons.count("CanaryAborted") == 1
+    assert p.status.canary is None
+    assert routing(router, p.desired) == STABLE_ONLY[router]
+
+
+# --- the canary capability switched off ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("router", "model", "uri"),
+    [(r, m, u) for r in ALL for m, u in ((V2_FIELDS, V2_URI), (V3_FIELDS, V3_URI))],
+)
+def test_lowering_the_level_mid_canary_deploys_the_spec_model(
+    router: str, model: dict[str, Any], uri: str
+) -> None:
+    cluster, started = start(router)
+    md = after(started, router, level=1, model=model)
+    p = plan(cluster.observe(md, T0 + timedelta(seconds=30)))
+    assert [(e.reason, e.type) for e in p.events] == [
+        ("LevelChanged", "Normal"),
+        ("ModelReplaced", "Normal"),
+        ("CanaryAbandoned", "Warning"),
+    ]
+    assert [h.event for h in p.status.history[-3:]] == [
+        "LevelChanged",
+        "ModelReplaced",
+        "CanaryAbandoned",
+    ]
+    assert p.status.history[-1].version == "v2"
+    assert p.status.canary is None
+    assert p.status.stable is not None
+    assert p.status.stable.storage_uri == uri
+    assert p.status.capabilities == ["serving", "monitoring"]
+    (isvc,) = p.desired
+    assert isvc["kind"] == "InferenceService"
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri
+    assert "canary" not in isvc["spec"]
+    assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+
+
+# --- whole rollouts through plan() ---------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    reasons: list[str] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    phases: list[str] = field(default_factory=list)
+    last: Plan | None = None
+
+
+def drive(
+    router: str,
+    measurements: Measurements,
+    *,
+    rollout: dict[str, Any] | None = None,
+    approve_at: datetime | None = None,
+    passes: int = 40,
+) -> Rollout:
+    """Run the operator's loop every 30s with a cooperative cluster until things settle."""
+    cluster, p = start(router, rollout=rollout)
+    seen = Rollout(reasons=[e.reason for e in p.events], last=p)
+    now = T0
+    for _ in range(passes):
+        now += timedelta(seconds=30)
+        approved = approve_at is not None and now >= approve_at
+        md = after(
+            p, router, rollout=rollout, annotations={APPROVE_ANNOTATION: "v2"} if approved else None
+        )
+        due = analysis_queries(md, cluster.observe(md, now).live, now)
+        p = plan(cluster.observe(md, now, measurements=measurements if due is not None else None))
+        cluster.apply(p.desired)
+        seen.reasons += [e.reason for e in p.events]
+        if p.status.canary is not None and (
+            not seen.weights or seen.weights[-1] != p.status.canary.weight
+        ):
+            seen.weights.append(p.status.canary.weight)
+        if not seen.phases or seen.phases[-1] != p.status.phase:
+            seen.phases.append(str(p.status.phase))
+    seen.last = p
+    return seen
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_healthy_rollout_ends_ready_on_the_new_model(router: str) -> None:
+    run = drive(router, HEALTHY)
+    assert run.reasons == [
+        "CanaryStarted",
+        "StepAdvanced",
+        "StepAdvanced",
+        "StepAdvanced",
+        "Promoting",
+        "Promoted",
+    ]
+    assert run.weights == [10, 25, 50, 100]
+    assert run.phases == ["Progressing", "Promoting", "Ready"]
+    assert run.last is not None
+    status = run.last.status
+    assert status.canary is None
+    assert status.stable is not None
+    assert (status.stable.version, status.stable.hash) == ("v2", V2_HASH)
+    assert routing(router, run.last.desired) == (V2_URI, None, None)
+    assert summary(run.last, "Ready")[:2] == ("True", "InferenceServiceReady")
+    assert summary(run.last, "Progressing")[:2] == ("False", "Deployed")
+    assert [h.event for h in status.history][-2:] == ["CanaryStarted", "Promoted"]
+
+
+def test_kserve_raw_promotion_keeps_the_canary_predictor() -> None:
+    """Promotion retargets predictor.name to the canary's, so no pod restarts."""
+    run = drive("kserve-raw", HEALTHY)
+    assert run.last is not None
+    assert run.last.status.stable is not None
+    name = f"r-{V2_HASH[:8]}"
+    assert run.last.status.stable.predictor_name == name
+    assert run.last.desired[0]["spec"]["predictor"]["name"] == name
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_manual_gate_waits_for_the_approval_annotation(router: str) -> None:
+    run = drive(router, HEALTHY, rollout={"gate": "manual"}, approve_at=T0 + timedelta(minutes=10))
+    assert run.reasons == [
+        "CanaryStarted",
+        "StepAdvanced",
+        "StepAdvanced",
+        "StepAdvanced",
+        "AwaitingApproval",
+        "Promoting",
+        "Promoted",
+    ]
+    assert run.phases == ["Progressing", "Paused", "Promoting", "Ready"]
+    assert run.last is not None
+    assert run.last.status.stable is not None
+    assert run.last.status.stable.version == "v2"
+    assert [h.event for h in run.last.status.history][-3:] == [
+        "AwaitingApproval",
+        "Approved",
+        "Promoted",
+    ]
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_faulty_rollout_ends_rolled_back_on_the_old_model(router: str) -> None:
+    run = drive(router, FAULTY)
+    assert run.reasons == [
+        "CanaryStarted",
+        "AnalysisFailed",
+        "AnalysisFailed",
+        "FailureLimitReached",
+        "RolledBack",
+    ]
+    assert run.weights == [10, 0]
+    assert run.phases == ["Progressing", "RollingBack", "RolledBack"]
+    assert run.last is not None
+    assert run.last.status.stable == STABLE
+    assert routing(router, run.last.desired) == STABLE_ONLY[router]

@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs [RUNG_VERBOSE]")
     run.set_defaults(func=_run)
 
+    from rung.cli_rollout import add_parsers
+
+    add_parsers(sub)
+
     crd = sub.add_parser("crd", help="print (or write) the ModelDeployment CRD")
     crd.add_argument("--output-dir", help="write crds/rung.dev_modeldeployments.yaml here")
     crd.set_defaults(func=_crd)

@@ -196,9 +196,12 @@ class Reconciler:
             if error.status in (409, 429) or (error.status or 0) >= 500:
                 raise
             message = f"{error.status} {error.reason}: {_api_message(error)}"
+            log.warning("applying for %s/%s failed: %s", namespace, name, message)
+            rollout_active = the_plan.status.canary is not None
             failed = the_plan.status.model_copy(
                 update={
-                    "phase": "Failed",
+                    # A rollout's phase is its state machine's: keep it.
+                    "phase": the_plan.status.phase if rollout_active else "Failed",
                     "conditions": cond.set_condition(
                         the_plan.status.conditions,
                         cond.DEGRADED,

@@ -28,6 +28,20 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """One `rung run` for the whole session, watching every namespace, resyncing each second."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
-    with run_operator(kubeconfig, log, "--resync-seconds", "1", "--verbose") as op:
+    with run_operator(kubeconfig, log, "--resync-seconds", "1", "--verbose", "-n", "t-*") as op:
         yield op
     print(f"operator log: {log}")
+
+
+@pytest.fixture
+def restart_namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    """A namespace the session operator does not watch (it watches `t-*`)."""
+    import uuid
+
+    name = f"rs-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)

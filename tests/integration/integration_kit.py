@@ -326,3 +326,97 @@ def _raw_metrics(api: client.ApiClient) -> str:
         headers["authorization"] = config.api_key["authorization"]
     response = http.request("GET", f"{config.host}/metrics", headers=headers)
     return str(response.data.decode())
+
+
+class KServeStandIn:
+    """Plays the KServe controller for one namespace, in a background thread.
+
+    The local control plane runs no KServe controller, so this marks every
+    InferenceService ready (conditions, url, observedGeneration) and reports each
+    `spec.canary` entry in `status.canaryStatuses` as ready with the traffic percent
+    the spec asks for, the way KServe's RawDeployment canary does. Names listed in
+    `never_ready` (InferenceService names or canary predictor names) stay not ready.
+    """
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str, never_ready: set[str] | None = None
+    ) -> None:
+        import threading
+
+        self.api = api
+        self.namespace = namespace
+        self.never_ready = set(never_ready or ())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kserve-stand-in", daemon=True)
+
+    def __enter__(self) -> KServeStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _desired_status(self, isvc: Obj) -> Obj:
+        name = isvc["metadata"]["name"]
+        ready = name not in self.never_ready
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        state = "True" if ready else "False"
+        canaries = []
+        for entry in isvc.get("spec", {}).get("canary") or []:
+            cname = entry["predictor"]["name"]
+            canaries.append(
+                {
+                    "name": cname,
+                    "ready": cname not in self.never_ready,
+                    "trafficPercent": entry.get("trafficPercent", 0),
+                }
+            )
+        status: Obj = {
+            "conditions": [
+                {
+                    "type": t,
+                    "status": state,
+                    "lastTransitionTime": now,
+                    **({} if ready else {"reason": "PredictorNotReady"}),
+                }
+                for t in ("PredictorReady", "IngressReady", "Ready")
+            ],
+            "url": f"http://{name}.{self.namespace}.example.com",
+            "observedGeneration": isvc["metadata"].get("generation", 1),
+        }
+        if canaries:
+            status["canaryStatuses"] = canaries
+        return status
+
+    def _needs_update(self, isvc: Obj, desired: Obj) -> bool:
+        current = isvc.get("status") or {}
+        if current.get("observedGeneration") != desired["observedGeneration"]:
+            return True
+        if (current.get("canaryStatuses") or []) != (desired.get("canaryStatuses") or []):
+            return True
+        ready = {c["type"]: c["status"] for c in current.get("conditions") or []}.get("Ready")
+        return ready != desired["conditions"][-1]["status"]
+
+    def _run(self) -> None:
+        api = custom(self.api)
+        while not self._stop.is_set():
+            try:
+                items = api.list_namespaced_custom_object(*ISVC[:2], self.namespace, ISVC[2])[
+                    "items"
+                ]
+                for isvc in items:
+                    desired = self._desired_status(isvc)
+                    if self._needs_update(isvc, desired):
+                        api.patch_namespaced_custom_object_status(
+                            *ISVC[:2],
+                            self.namespace,
+                            ISVC[2],
+                            isvc["metadata"]["name"],
+                            {"status": desired},
+                            _content_type="application/merge-patch+json",
+                        )
+            except ApiException as error:
+                if error.status not in (404, 409):
+                    raise
+            self._stop.wait(0.3)

@@ -119,13 +119,6 @@ def test_check_records_stable_value(
     assert check(Measurement(metric(**thresholds), 0.75, stable)).stable_value == recorded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG analysis.py:440-444: with both an absolute threshold and"
-    " maxIncreaseOverStable, missing stable data returns 'no data' before the absolute"
-    " failure is reported, so a canary far above `max` holds (or, with onNoData: pass,"
-    " passes) instead of failing",
-)
 def test_absolute_failure_is_not_hidden_by_missing_stable_data() -> None:
     result = check(Measurement(metric(max=0.01, maxIncreaseOverStable=0.005), 0.5, None))
     assert (result.passed, result.message) == (False, "0.5 > max 0.01")

@@ -39,18 +39,6 @@ ROUTERS: dict[str, dict[str, Any]] = {
 }
 ALL = list(ROUTERS)
 
-SERVERLESS_READY = pytest.mark.xfail(
-    strict=True,
-    reason="BUG reconcile.py:261-271: with the kserve router in Serverless mode the"
-    " InferenceService carries only the canary's hash (model and canary annotations), so"
-    " `stable.hash in serving` is False for the whole canary and Ready turns False"
-    " (InferenceServiceNotReady) while the stable revision serves most of the traffic",
-)
-
-
-def with_serverless_xfail(mark: pytest.MarkDecorator) -> list[Any]:
-    return [pytest.param(r, marks=mark) if r == "kserve-serverless" else r for r in ALL]
-
 
 def deployment(
     router: str,
@@ -279,7 +267,7 @@ def test_stable_without_its_model_is_replaced_directly(router: str) -> None:
     assert "canary" not in isvc["spec"]
 
 
-@pytest.mark.parametrize("router", with_serverless_xfail(SERVERLESS_READY))
+@pytest.mark.parametrize("router", ALL)
 def test_stable_stays_ready_during_a_canary(router: str) -> None:
     cluster, started = start(router)
     p = plan(cluster.observe(after(started, router), T0 + timedelta(seconds=30)))
@@ -512,12 +500,6 @@ def test_rolled_back_stays_degraded_until_spec_changes(router: str) -> None:
     assert summary(back, "Degraded")[:2] == ("False", "AsExpected")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG reconcile.py:495-501: the Degraded message reads the rejected model from the"
-    " old status, so on the pass that rolls back it says 'the canary was rolled back'"
-    " instead of naming the version (it only appears on the next pass)",
-)
 def test_rolled_back_message_names_the_version_at_once() -> None:
     _, _, rolled_back = roll_back("kserve-raw")
     assert summary(rolled_back, "Degraded")[2] == (
@@ -525,12 +507,6 @@ def test_rolled_back_message_names_the_version_at_once() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rollout.py:107-116: with spec.model back to stable the abort branch runs"
-    " before the RollingBack branch on every pass, so CanaryAborted is announced and"
-    " recorded again each pass and the canary objects (at weight 0) are never removed",
-)
 @pytest.mark.parametrize("router", ALL)
 def test_reverting_spec_model_mid_canary_removes_the_canary(router: str) -> None:
     cluster, p = start(router)

@@ -214,13 +214,14 @@ CASES: dict[str, Case] = {
         history=("CanarySuperseded", "CanaryStarted"),
     ),
     "spec-changed-while-rolling-back": Case(
+        # traffic comes off the failing canary first; the newer model starts after
         state=state("RollingBack", canary(step=1, weight=0)),
         desired=V3,
         observed=ready(25),
-        phase="Progressing",
-        canary=(0, 10),
-        events=("CanarySuperseded", "CanaryStarted"),
-        history=("CanarySuperseded", "CanaryStarted"),
+        phase="RollingBack",
+        canary=(1, 0),
+        events=(),
+        history=(),
     ),
     "spec-back-to-stable-during-canary": Case(
         state=state("Progressing", canary(step=1)),
@@ -531,20 +532,10 @@ def test_unchanged_state_is_returned_as_is(name: str) -> None:
 
 # --- advance(): idempotence at a fixed point -----------------------------------------
 
-ABORT_LOOPS = pytest.mark.xfail(
-    strict=True,
-    reason="BUG rollout.py:107-116: the spec-vs-canary check runs before the RollingBack"
-    " branch, so an aborted canary (spec.model back to stable) re-emits CanaryAborted on"
-    " every pass and never reaches RolledBack",
-)
-
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=ABORT_LOOPS) if n == "spec-back-to-stable-during-canary" else n
-        for n in CASES
-    ],
+    [n for n in CASES],
 )
 def test_second_pass_with_the_same_observation_decides_nothing(name: str) -> None:
     """Re-running at the same instant, before the cluster moved, is a fixed point.
@@ -561,7 +552,6 @@ def test_second_pass_with_the_same_observation_decides_nothing(name: str) -> Non
     assert second.state == first.state
 
 
-@ABORT_LOOPS
 def test_aborted_canary_finishes_rolling_back() -> None:
     """spec.model back to stable: once traffic is off the canary, the canary goes."""
     aborted = CASES["spec-back-to-stable-during-canary"].run().state
@@ -739,13 +729,6 @@ def test_promoted_canary_becomes_stable_with_its_predictor_name() -> None:
     assert d.history[0].message == "v1 -> v2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG rollout.py:167-168: readiness is timed from canary.started_at, so after"
-    " progressDeadline has passed since the canary began, a single not-ready observation at a"
-    " later step (pod restart, node drain) rolls back at once; it should count from the last"
-    " progress (step start or last analysis run), as the hold deadline does",
-)
 def test_not_ready_at_a_later_step_holds_within_the_deadline_of_that_step() -> None:
     current = state("Progressing", canary(step=2, started=0, step_started=1200), last_run=1200)
     d = advance(current, V2, SETTINGS, Observed(canary_ready=False, live_weight=50), at(1230))

@@ -673,13 +673,6 @@ def test_promoted(name: str) -> None:
     assert router.promoted(md, V2_NAMED, live) is promoted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG routers/kserve.py:356-362: in Serverless mode promoted() ignores"
-    " predictor.canaryTrafficPercent, so an InferenceService still splitting traffic"
-    " (Ready, model hash = canary, since the Serverless ISVC carries the canary model"
-    " throughout) counts as promoted; RawDeployment checks that spec.canary is gone",
-)
 def test_serverless_is_not_promoted_while_traffic_is_still_split() -> None:
     live = live_objects("kserve-serverless", CANARY_25, isvc_status={"fraud": ready_status()})
     assert KSERVE.promoted(SERVERLESS, V2, live) is False

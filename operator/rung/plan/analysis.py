@@ -76,16 +76,14 @@ def check(measurement: Measurement) -> CheckResult:
         failures.append(f"{value:.4g} > max {metric.max:g}")
     if metric.min is not None and value < metric.min:
         failures.append(f"{value:.4g} < min {metric.min:g}")
-    if metric.max_increase_over_stable is not None:
-        if stable is None:
-            return CheckResult(
-                metric=metric.name, value=value, message="no data for stable to compare with"
-            )
-        if value - stable > metric.max_increase_over_stable:
-            failures.append(
-                f"{value:.4g} exceeds stable {stable:.4g}"
-                f" by more than {metric.max_increase_over_stable:g}"
-            )
+    increase = metric.max_increase_over_stable
+    if increase is not None and stable is not None and value - stable > increase:
+        failures.append(f"{value:.4g} exceeds stable {stable:.4g} by more than {increase:g}")
+    if not failures and metric.max_increase_over_stable is not None and stable is None:
+        # An absolute breach above still fails; only the comparison lacks data.
+        return CheckResult(
+            metric=metric.name, value=value, message="no data for stable to compare with"
+        )
     if failures:
         return CheckResult(
             metric=metric.name,
@@ -104,7 +102,12 @@ def check(measurement: Measurement) -> CheckResult:
 
 
 def verdict(checks: Sequence[CheckResult], on_no_data: NoDataPolicy) -> Verdict:
-    """A run fails if any check fails; missing data follows `on_no_data`."""
+    """A run fails if any check fails; missing data follows `on_no_data`.
+
+    No checks at all is never a pass: the canary would advance unjudged.
+    """
+    if not checks:
+        return "hold"
     if any(c.passed is False for c in checks):
         return "fail"
     if any(c.passed is None for c in checks):

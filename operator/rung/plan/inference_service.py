@@ -35,6 +35,7 @@ _serializer = ApiClient()
 MODEL_FIELDS = {"format", "runtime", "storage_uri", "version", "resources"}
 MODEL_HASH_ANNOTATION = "rung.dev/model-hash"
 CANARY_HASH_ANNOTATION = "rung.dev/canary-model-hash"
+KSERVE_CONTAINER = "kserve-container"
 
 
 def model_hash(model: ModelSource) -> str:
@@ -127,12 +128,12 @@ def build_inference_service(
         spec=V1beta1InferenceServiceSpec(predictor=predictor, canary=canaries),
     )
     manifest: dict[str, Any] = _serializer.sanitize_for_serialization(isvc)
-    for pred in [manifest["spec"]["predictor"]] + [
-        c["predictor"] for c in manifest["spec"].get("canary") or []
-    ]:
-        if not pred["model"].get("name"):
-            # kserve's model class defaults the container name to ""; leave it unset.
-            pred["model"].pop("name", None)
+    if not manifest["spec"]["predictor"]["model"].get("name"):
+        # kserve's model class defaults the container name to ""; leave it unset.
+        manifest["spec"]["predictor"]["model"].pop("name", None)
+    for entry in manifest["spec"].get("canary") or []:
+        # A canary predictor's container needs a name (the CRD requires it).
+        entry["predictor"]["model"]["name"] = KSERVE_CONTAINER
     return manifest
 
 

@@ -75,7 +75,10 @@ class Indicator:
 
 ERROR_RATE = Indicator(
     "error-rate",
-    f'sum(rate(istio_requests_total{{{_WORKLOAD}, response_code=~"5.."}}[{{{{ interval }}}}]))'
+    # `or vector(0)`: with no 5xx ever served the numerator has no series at all,
+    # which must read as 0 errors, not as "no data".
+    f'(sum(rate(istio_requests_total{{{_WORKLOAD}, response_code=~"5.."}}[{{{{ interval }}}}]))'
+    " or vector(0))"
     f" / sum(rate(istio_requests_total{{{_WORKLOAD}}}[{{{{ interval }}}}]))",
     "ratio",
 )

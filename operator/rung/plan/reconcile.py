@@ -141,6 +141,7 @@ def _router(md: ModelDeployment) -> Router:
 
 
 def _canary_on(md: ModelDeployment) -> tuple[LadderResult, bool]:
+    """The ladder, and whether a canary can run (on, and a stable model to compare with)."""
     ladder = capabilities(md.spec.maturity.level, md.spec.maturity.overrides)
     stable = md.status.stable
     return ladder, Capability.CANARY in ladder and stable is not None and stable.model is not None
@@ -243,7 +244,7 @@ def plan(obs: Observation) -> Plan:
         monitoring = plan_monitoring(md, obs.features)
     annotations = monitoring.predictor_annotations if monitoring else {}
     assert stable.model is not None
-    if canary_on:
+    if Capability.CANARY in ladder:
         desired = router.objects(
             md,
             Traffic(
@@ -268,10 +269,25 @@ def plan(obs: Observation) -> Plan:
         )
         if h
     }
-    is_ready = ready is not None and ready.get("status") == "True" and stable.hash in serving
+    # Serverless canaries carry only the canary's hash while KServe's previous
+    # revision serves stable, so either hash on a ready InferenceService counts.
+    is_ready = (
+        ready is not None
+        and ready.get("status") == "True"
+        and bool({stable.hash, canary.hash if canary else None} & serving)
+    )
     failure = _failure(isvc)
     conditions = _conditions(
-        old.conditions, md, stable, canary, rollout_phase, is_ready, ready, failure, now
+        old.conditions,
+        md,
+        stable,
+        canary,
+        rollout_phase,
+        is_ready,
+        ready,
+        failure,
+        now,
+        rejected,
     )
 
     slo = old.slo
@@ -432,6 +448,7 @@ def _conditions(
     ready: Mapping[str, Any] | None,
     failure: str | None,
     now: str,
+    rejected: ModelRef | None = None,
 ) -> list[Any]:
     gen = md.generation
     conditions = list(existing)
@@ -492,7 +509,6 @@ def _conditions(
             now=now,
             generation=gen,
         )
-    rejected = md.status.rejected
     if failure:
         conditions = cond.set_condition(
             conditions, cond.DEGRADED, "True", "ModelFailed", failure, now=now, generation=gen

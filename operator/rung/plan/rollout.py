@@ -104,6 +104,43 @@ def advance(
             return Decision(replace(state, phase="RolledBack"))
         return _start(state, desired, settings, at, superseding=None)
 
+    if state.phase == "RollingBack":
+        # Finish taking traffic off the canary before anything else, even if the
+        # spec changed meanwhile; a newer model starts on the next pass.
+        if observed.live_weight not in (None, 0):
+            return Decision(state)
+        if canary.hash != desired.hash:
+            # Aborted (spec went back to stable, or moved on): not a failed model.
+            done = replace(state, canary=None, phase=None, rejected=None)
+            return Decision(
+                done,
+                [
+                    Event(
+                        "CanaryRemoved",
+                        f"canary {canary.version} removed; traffic is on {state.stable.version}",
+                    )
+                ],
+            )
+        done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
+        return Decision(
+            done,
+            [
+                Event(
+                    "RolledBack",
+                    f"traffic is on {state.stable.version}; canary {canary.version} removed",
+                    "Warning",
+                )
+            ],
+            [
+                HistoryEntry(
+                    time=at,
+                    event="RolledBack",
+                    message=f"{canary.version} rolled back",
+                    version=canary.version,
+                )
+            ],
+        )
+
     if canary.hash != desired.hash:
         if desired.hash == state.stable.hash:
             return _rollback(
@@ -114,29 +151,6 @@ def advance(
                 warning=False,
             )
         return _start(state, desired, settings, at, superseding=canary)
-
-    if state.phase == "RollingBack":
-        if observed.live_weight in (None, 0):
-            done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
-            return Decision(
-                done,
-                [
-                    Event(
-                        "RolledBack",
-                        f"traffic is on {state.stable.version}; canary {canary.version} removed",
-                        "Warning",
-                    )
-                ],
-                [
-                    HistoryEntry(
-                        time=at,
-                        event="RolledBack",
-                        message=f"{canary.version} rolled back",
-                        version=canary.version,
-                    )
-                ],
-            )
-        return Decision(state)
 
     if state.phase == "Promoting":
         if observed.promoted:
@@ -165,7 +179,7 @@ def advance(
 
     # Progressing
     if not observed.canary_ready:
-        if _since(canary.started_at, now) > settings.deadline_seconds:
+        if _since(canary.step_started_at or canary.started_at, now) > settings.deadline_seconds:
             return _rollback(
                 state,
                 at,

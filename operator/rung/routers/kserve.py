@@ -112,9 +112,13 @@ class KServeRouter:
 
     def promoted(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(md.name)
+        spec = (isvc or {}).get("spec") or {}
+        still_split = bool(spec.get("canary")) or (
+            (spec.get("predictor") or {}).get("canaryTrafficPercent") is not None
+        )
         return (
             annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash
-            and not ((isvc or {}).get("spec") or {}).get("canary")
+            and not still_split
             and condition_true(isvc, "Ready")
         )
 

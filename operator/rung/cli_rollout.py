@@ -1,0 +1,146 @@
+"""`rung approve`, `rung status` and `rung retrain`: day-2 commands on one ModelDeployment.
+
+They talk to the API server as the user running them; the operator never writes
+the annotations they set (it only reads them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the commands on the `rung` parser's subparsers."""
+    approve = sub.add_parser("approve", help="approve the canary waiting at the manual gate")
+    approve.add_argument("name", help="ModelDeployment name")
+    approve.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    approve.add_argument("--version", help="canary version to approve (default: the current)")
+    approve.set_defaults(func=_approve)
+
+    status = sub.add_parser("status", help="show a ModelDeployment's rollout")
+    status.add_argument("name", help="ModelDeployment name")
+    status.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    status.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    status.set_defaults(func=_status)
+
+
+def _api() -> tuple[Any, str]:
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        namespace = "default"
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        namespace = (context or {}).get("context", {}).get("namespace") or "default"
+    return client.CustomObjectsApi(), namespace
+
+
+def _get(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    from rung.api.crd import GROUP, PLURAL, VERSION
+
+    try:
+        return dict(api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from rung.api.crd import GROUP, PLURAL, VERSION
+
+    api, default_ns = _api()
+    namespace = args.namespace or default_ns
+    body = _get(api, namespace, args.name)
+    if body is None:
+        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+        return 1
+    md = ModelDeployment.from_body(body)
+    canary = md.status.canary
+    version = args.version or (canary.version if canary else None)
+    if version is None:
+        print(f"error: {namespace}/{args.name} has no canary to approve", file=sys.stderr)
+        return 1
+    api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        args.name,
+        {"metadata": {"annotations": {APPROVE_ANNOTATION: version}}},
+        _content_type="application/merge-patch+json",
+    )
+    waiting = md.status.phase == "Paused"
+    print(
+        f"modeldeployment {namespace}/{args.name}: approved {version}"
+        + ("" if waiting else " (it will be promoted when it reaches the gate)")
+    )
+    return 0
+
+
+def render_status(body: dict[str, Any]) -> str:
+    """A human summary of one ModelDeployment's rollout (pure)."""
+    md = ModelDeployment.from_body(body)
+    st, spec = md.status, md.spec
+    lines = [
+        f"ModelDeployment {md.namespace}/{md.name}",
+        f"  level:    {spec.maturity.level} ({', '.join(st.capabilities) or 'n/a'})",
+        f"  phase:    {st.phase or 'Pending'}",
+        f"  stable:   {st.stable.version if st.stable else '-'}"
+        + (f"  ({st.stable.storage_uri})" if st.stable else ""),
+    ]
+    steps = spec.rollout.steps if spec.rollout else [10, 25, 50, 100]
+    if st.canary:
+        marks = " ".join(f"[{w}%]" if i == st.canary.step else f"{w}%" for i, w in enumerate(steps))
+        lines += [
+            f"  canary:   {st.canary.version}  weight {st.canary.weight}%"
+            f"  step {st.canary.step + 1}/{len(steps)}  started {st.canary.started_at}",
+            f"  steps:    {marks}",
+        ]
+    if st.rejected:
+        lines.append(f"  rejected: {st.rejected.version} (rolled back)")
+    if st.analysis and (st.analysis.checks or st.analysis.failures):
+        lines.append(
+            f"  analysis: last run {st.analysis.last_run}, failures {st.analysis.failures}"
+        )
+        for c in st.analysis.checks:
+            verdict = {True: "pass", False: "FAIL", None: "no data"}[c.passed]
+            value = "-" if c.value is None else f"{c.value:.4g}"
+            lines.append(f"    {c.metric:<28} {value:>10}  {verdict:<8} {c.message}")
+    if st.slo:
+        lines.append(
+            f"  slo:      error rate {st.slo.error_rate}, p95 {st.slo.latency_p95_ms} ms,"
+            f" {st.slo.request_rate} req/s (at {st.slo.measured_at})"
+        )
+    if st.conditions:
+        lines.append("  conditions:")
+        for cond in st.conditions:
+            lines.append(f"    {cond.type:<16} {cond.status:<8} {cond.reason}: {cond.message}")
+    if st.history:
+        lines.append("  history:")
+        for h in st.history[-10:]:
+            lines.append(f"    {h.time}  {h.event:<18} {h.message}")
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    api, default_ns = _api()
+    namespace = args.namespace or default_ns
+    body = _get(api, namespace, args.name)
+    if body is None:
+        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(body.get("status") or {}, indent=2))
+    else:
+        print(render_status(body))
+    return 0

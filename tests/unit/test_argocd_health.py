@@ -17,6 +17,7 @@ import yaml
 
 from testbed.argocd import health
 
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "argocd_fixtures"
 Obj = dict[str, Any]
 
@@ -162,3 +163,15 @@ def test_paused_waits_for_approval_as_suspended() -> None:
 
     assert result.status == "Suspended"
     assert "rung.dev/approve=v2" in result.message
+
+
+# --- the documented copy -----------------------------------------------------------------------
+
+
+def test_docs_carry_the_same_script() -> None:
+    docs = (REPO / "docs" / "argocd.md").read_text()
+    key = "  resource.customizations.health.rung.dev_ModelDeployment: |\n"
+    block = docs.split(key, 1)[1].split("```", 1)[0]
+    documented = "".join(line[4:] if line.strip() else line for line in block.splitlines(True))
+
+    assert documented == (REPO / "charts" / "rung" / "argocd" / "health.lua").read_text()

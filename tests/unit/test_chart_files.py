@@ -91,3 +91,19 @@ def test_dashboard_covers_the_issue_panels() -> None:
         "rung_retraining_runs_total",
     ):
         assert metric in exprs, metric
+
+
+def test_argocd_example_syncs_crds_before_the_operator_before_models() -> None:
+    apps = list(yaml.safe_load_all((REPO / "examples" / "argocd" / "application.yaml").read_text()))
+    wave = {
+        a["metadata"]["name"]: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for a in apps
+    }
+    paths = {a["metadata"]["name"]: a["spec"]["source"]["path"] for a in apps}
+
+    assert wave["rung-crds"] < wave["rung"] < wave["models-team-a"]
+    assert (REPO / paths["rung-crds"]).is_dir()
+    assert (REPO / paths["rung"] / "Chart.yaml").exists()
+    crds_app = next(a for a in apps if a["metadata"]["name"] == "rung-crds")
+    assert "finalizers" not in crds_app["metadata"]  # deleting it must not delete the CRD
+    assert crds_app["spec"]["syncPolicy"]["automated"]["prune"] is False

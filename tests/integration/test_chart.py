@@ -318,6 +318,34 @@ def new_namespace(api: client.ApiClient, prefix: str) -> str:
     return name
 
 
+def delete_model_deployments(api: client.ApiClient, namespace: str) -> None:
+    """Delete the namespace's ModelDeployments and wait until they are gone.
+
+    kopf puts a finalizer on the objects it serves and takes it off when they are
+    deleted; an object left with it after its operator stopped would hold the namespace
+    in Terminating, so after a grace period the finalizers are removed here.
+    """
+    api_ = custom(api)
+    api_.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+
+    def remaining() -> list[Obj]:
+        return list(api_.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"])
+
+    try:
+        wait_until(lambda: not remaining(), "ModelDeployments deleted", timeout=15)
+    except AssertionError:
+        for obj in remaining():
+            api_.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                obj["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+                _content_type="application/merge-patch+json",
+            )
+
+
 @pytest.fixture
 def namespace(kube_api: client.ApiClient) -> Iterator[str]:
     """A fresh namespace per test, named outside the `t-*` namespaces that the session's
@@ -326,6 +354,7 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
     try:
         yield name
     finally:
+        delete_model_deployments(kube_api, name)
         client.CoreV1Api(kube_api).delete_namespace(name)
 
 
@@ -429,6 +458,38 @@ def test_level1_gets_its_pod_monitor_and_rules_under_the_chart_rbac(
         "monitoring capability in status",
     )
     assert md["status"]["level"] == 1
+    chart_operator.assert_no_forbidden()
+
+
+def test_deletion_completes_under_the_chart_rbac(
+    kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
+) -> None:
+    create_md(kube_api, model_deployment("iris", namespace))
+    wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
+    watch_md(
+        kube_api,
+        namespace,
+        "iris",
+        lambda o: bool(o["metadata"].get("finalizers")),
+        "kopf's finalizer on the ModelDeployment",
+    )
+
+    custom(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "iris")
+
+    # The operator takes its finalizer off; then garbage collection removes the rest.
+    wait_until(
+        lambda: (
+            not custom(kube_api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+                "items"
+            ]
+        ),
+        "ModelDeployment gone",
+    )
+    wait_until(
+        lambda: get_isvc(kube_api, namespace, "iris") is None,
+        "InferenceService garbage-collected",
+        timeout=90,
+    )
     chart_operator.assert_no_forbidden()
 
 
@@ -631,6 +692,7 @@ def test_namespaced_mode_with_peering_serves_its_namespace_only(
             )
 
             assert list(peering) == [f"{release.name}-7d4b9c-x2x9z"]  # POD_ID
+            delete_model_deployments(kube_api, namespace)  # its finalizer comes off
             op.assert_no_forbidden()
             api = release.api()
             assert not can_i(api, "list", GROUP, PLURAL, "default")

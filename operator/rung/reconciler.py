@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from rung import observability as metrics
 from rung.api._base import parse_duration
 from rung.api.resource import ModelDeployment
-from rung.api.status import SloSnapshot
+from rung.api.status import CheckResult, SloSnapshot
 from rung.kube import (
     HTTP_ROUTE,
     INFERENCE_SERVICE,
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
 KIND = "ModelDeployment"
+ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
 
 
 class EventSink(Protocol):
@@ -67,6 +68,7 @@ class ReconcileResult:
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
     events: list[Event] = field(default_factory=list)
+    analysis_checks: list[CheckResult] = field(default_factory=list)
 
 
 class Reconciler:
@@ -124,6 +126,12 @@ class Reconciler:
             metrics.OBJECTS_DELETED.labels(ref.split("/")[0]).inc()
         for event in result.events:
             metrics.DECISIONS.labels(event.reason, event.type).inc()
+            outcome = ROLLOUT_OUTCOMES.get(event.reason)
+            if outcome:
+                metrics.ROLLOUTS.labels(outcome).inc()
+        for check in result.analysis_checks:
+            verdict = {True: "pass", False: "fail", None: "no-data"}[check.passed]
+            metrics.ANALYSIS_CHECKS.labels(check.metric, verdict).inc()
         return result
 
     def _reconcile_with_retries(self, namespace: str, name: str) -> ReconcileResult:
@@ -170,6 +178,8 @@ class Reconciler:
             default_prometheus_url=self.settings.prometheus_url,
         )
         the_plan = plan(observation)
+        if measurements is not None and the_plan.status.analysis is not None:
+            result.analysis_checks = list(the_plan.status.analysis.checks)
         # Decisions are committed to status before the world is changed to match
         # them: a restarted operator resumes from status and re-applies, so no
         # step is skipped or repeated, whatever moment it was stopped at.

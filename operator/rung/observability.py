@@ -31,6 +31,12 @@ ROLLOUTS = Counter("rung_rollouts", "Finished canary rollouts, by outcome.", ["o
 ANALYSIS_CHECKS = Counter(
     "rung_analysis_checks", "Canary analysis checks, by metric and result.", ["metric", "result"]
 )
+AUDIT_EVENTS = Counter(
+    "rung_audit_events",
+    "Decisions sent to the audit sink as CloudEvents, by result"
+    " (delivered, failed after retries, dropped when the queue was full, invalid).",
+    ["result"],
+)
 RETRAINING_RUNS = Counter(
     "rung_retraining_runs", "Retraining runs, by launcher and outcome.", ["launcher", "outcome"]
 )

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rung.api.spec import ModelSource
+from rung.plan.explainability import EXPLAINABILITY_ANNOTATION
 from rung.plan.inference_service import (
     DEPLOYMENT_MODE_ANNOTATION,
     MODEL_HASH_ANNOTATION,
@@ -105,6 +106,7 @@ def test_extra_annotations_are_added() -> None:
     assert isvc["metadata"]["annotations"] == {
         DEPLOYMENT_MODE_ANNOTATION: "RawDeployment",
         MODEL_HASH_ANNOTATION: model_hash(md.spec.model),
+        EXPLAINABILITY_ANNOTATION: "none",
         "a": "b",
     }
 

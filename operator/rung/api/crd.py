@@ -39,6 +39,7 @@ _KEEP_EXTRA = {
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "pattern",
     "format",
     "additionalProperties",

@@ -353,30 +353,57 @@ class Retraining(ApiModel):
 class Explainer(ApiModel):
     """An explainer for the model's predictions."""
 
-    type: Literal["art", "custom"] = "art"
-    """`art` (KServe's ART explainer) or `custom` (your container)."""
+    model_config = with_rules(
+        cel(
+            "!has(self.type) || self.type != 'custom' || has(self.image)",
+            "spec.explainability.explainer.image is required for type custom",
+            field_path=".image",
+            reason="FieldValueRequired",
+        )
+    )
+
+    type: Literal["art", "custom"] | None = None
+    """`art` (KServe's ART explainer: adversarial robustness of classifiers on numeric
+    inputs) or `custom` (your container). When unset, `art` for tabular formats
+    (sklearn, xgboost, lightgbm, pmml); other formats and LLMs need `custom`."""
     mode: Literal["component", "sidecar"] = "component"
-    """A KServe explainer component, or a sidecar container in the predictor."""
+    """`component`: a KServe explainer component (its own Deployment, calling the
+    predictor over its Service). `sidecar`: a container next to the model in every
+    predictor pod (and canary predictor), calling the model on localhost:8080; it gets
+    `--model_name`, `--predictor_host localhost:8080`, `--http_port 8082` and
+    `--grpc_port 8083` and serves explanations on port 8082 of the pod."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-    """Container image for `custom` (and for sidecar mode)."""
+    """Container image; required for `custom`. For `art` KServe's image is used when
+    unset (component: KServe's configured one; sidecar: kserve/art-explainer:v0.20.0)."""
+    config: Annotated[dict[str, str], Field(max_length=32)] | None = None
+    """Explainer settings passed as `--<key> <value>` arguments, e.g. for art
+    `{nb_classes: "2", max_iter: "100"}`."""
+    resources: ResourceRequirements | None = None
+    """Requests and limits of the explainer container."""
 
 
 class PayloadLogging(ApiModel):
     """Request/response logging for audit."""
 
     url: Url
-    """The audit sink receiving KServe's logger CloudEvents and Rung's decisions."""
+    """The audit sink, an HTTP endpoint accepting CloudEvents: KServe's logger posts
+    the model's requests/responses there, and Rung posts each of its decisions as a
+    structured `dev.rung.decision.<reason>` CloudEvent (source `rung/<namespace>/<name>`,
+    subject the model version)."""
     mode: Literal["all", "request", "response"] = "all"
-    """What KServe logs."""
+    """Which payloads KServe logs: `all` (requests and responses), `request` or
+    `response`. Rung's decisions are always sent."""
 
 
 class Explainability(ApiModel):
     """Level 4: explanations and audit."""
 
     explainer: Explainer | None = None
-    """The explainer; a default that fits the model format when unset."""
+    """The explainer (switched on by the explainability capability); when unset, a
+    default that fits the model format (art for tabular formats)."""
     payload_logging: PayloadLogging | None = None
-    """Where requests, responses and decisions are logged."""
+    """Where requests, responses and decisions are logged (payloadLogging capability);
+    when unset, KServe's logger uses its default sink and decisions go nowhere."""
 
 
 class Governance(ApiModel):

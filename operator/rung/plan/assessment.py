@@ -639,9 +639,8 @@ def needs_at(
                 )
     if Capability.EXPLAINABILITY in ladder:
         explainer = spec.explainability.explainer if spec.explainability else None
-        needs_image = explainer is not None and (
-            explainer.type == "custom" or explainer.mode == "sidecar"
-        )
+        # ART has a default image in both modes; a custom explainer needs one.
+        needs_image = explainer is not None and explainer.type == "custom"
         if explainer is not None and needs_image and not explainer.image:
             out.append(
                 Need(

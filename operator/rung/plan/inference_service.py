@@ -20,6 +20,13 @@ from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
 
 from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelSource
+from rung.plan.explainability import (
+    EXPLAINABILITY_ANNOTATION,
+    explainer_component,
+    explainer_sidecars,
+    fingerprint,
+    payload_logger,
+)
 
 ISVC_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
@@ -65,8 +72,13 @@ def build_predictor(
     role: str,
     name: str | None = None,
     canary_traffic_percent: int | None = None,
+    isvc_name: str | None = None,
 ) -> V1beta1PredictorSpec:
-    """The predictor serving `model`, with the deployment's replicas and pod labels."""
+    """The predictor serving `model`, with the deployment's replicas and pod labels.
+
+    At level 4 it also carries KServe's payload logger and, in sidecar mode, the
+    explainer container (`isvc_name` is the model name the sidecar asks the model for).
+    """
     serving = md.spec.serving
     resources = None
     if model.resources is not None:
@@ -80,6 +92,8 @@ def build_predictor(
         min_replicas=serving.min_replicas,
         max_replicas=serving.max_replicas,
         canary_traffic_percent=canary_traffic_percent,
+        logger=payload_logger(md),
+        containers=explainer_sidecars(md, model, isvc_name or md.name),
         model=V1beta1ModelSpec(
             model_format=V1beta1ModelFormat(name=model.format),
             runtime=model.runtime,
@@ -102,14 +116,21 @@ def build_inference_service(
 ) -> dict[str, Any]:
     """The InferenceService serving `model` for `md`, as a plain manifest."""
     predictor = build_predictor(
-        md, model, role=role, name=predictor_name, canary_traffic_percent=canary_traffic_percent
+        md,
+        model,
+        role=role,
+        name=predictor_name,
+        canary_traffic_percent=canary_traffic_percent,
+        isvc_name=name or md.name,
     )
     canaries = None
     if canary is not None:
         canaries = [
             V1beta1CanarySpec(
                 traffic_percent=canary.traffic_percent,
-                predictor=build_predictor(md, canary.model, role="canary", name=canary.name),
+                predictor=build_predictor(
+                    md, canary.model, role="canary", name=canary.name, isvc_name=name or md.name
+                ),
             )
         ]
     meta = md.object_meta(name or md.name)
@@ -119,18 +140,24 @@ def build_inference_service(
         DEPLOYMENT_MODE_ANNOTATION: md.spec.serving.deployment_mode,
         MODEL_HASH_ANNOTATION: model_hash(model),
         **({CANARY_HASH_ANNOTATION: model_hash(canary.model)} if canary else {}),
+        EXPLAINABILITY_ANNOTATION: fingerprint(md, model),
         **(extra_annotations or {}),
     }
     isvc = V1beta1InferenceService(
         api_version=ISVC_API_VERSION,
         kind="InferenceService",
         metadata=V1ObjectMeta(**_snake(meta)),
-        spec=V1beta1InferenceServiceSpec(predictor=predictor, canary=canaries),
+        spec=V1beta1InferenceServiceSpec(
+            predictor=predictor, canary=canaries, explainer=explainer_component(md, model)
+        ),
     )
     manifest: dict[str, Any] = _serializer.sanitize_for_serialization(isvc)
     if not manifest["spec"]["predictor"]["model"].get("name"):
         # kserve's model class defaults the container name to ""; leave it unset.
         manifest["spec"]["predictor"]["model"].pop("name", None)
+    art = (manifest["spec"].get("explainer") or {}).get("art")
+    if art is not None and not art.get("name"):
+        art.pop("name", None)  # defaulted to "" like the model's; KServe names it
     for entry in manifest["spec"].get("canary") or []:
         # A canary predictor's container needs a name (the CRD requires it).
         entry["predictor"]["model"]["name"] = KSERVE_CONTAINER

@@ -26,6 +26,7 @@ from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
 from rung.plan.analysis import Measurement, analysis_metrics, check, needs_stable, verdict
 from rung.plan.events import Event, timestamp
+from rung.plan.explainability import governance_conditions
 from rung.plan.inference_service import (
     CANARY_HASH_ANNOTATION,
     MODEL_HASH_ANNOTATION,
@@ -289,6 +290,8 @@ def plan(obs: Observation) -> Plan:
         now,
         rejected,
     )
+    conditions, governance_events = governance_conditions(md, conditions, now)
+    events.extend(governance_events)
 
     slo = old.slo
     if monitoring is None:

@@ -1,0 +1,224 @@
+"""The decision trail: every decision also goes to the audit sink as a CloudEvent.
+
+`AuditingEvents` wraps the reconciler's `EventSink`. Each decision is still posted as a
+Kubernetes Event by the wrapped sink; when the ModelDeployment has payload logging on
+and `spec.explainability.payloadLogging.url` set, the decision is also queued as a
+structured CloudEvent:
+
+- type `dev.rung.decision.<reason, lower case>`, e.g. `dev.rung.decision.promoted`
+- source `rung/<namespace>/<name>`, subject the model version (`spec.model.version`)
+- data `{reason, message, type, level, phase, stable, canary, time}`
+
+A single background thread delivers the queue in order, with a short timeout and a
+bounded number of attempts. Delivery never blocks or breaks reconciling: a slow or
+dead sink only costs queued events, and every failure is logged and counted in
+`rung_audit_events{result}`, never raised.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cloudevents.conversion import to_structured
+from cloudevents.http import CloudEvent
+
+from rung import observability as metrics
+from rung.api.resource import ModelDeployment
+from rung.plan.events import Event, timestamp
+from rung.plan.explainability import audit_sink
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE_PREFIX = "dev.rung.decision."
+
+
+class EventSink(Protocol):
+    """Where decisions are announced (as `rung.reconciler.EventSink`)."""
+
+    def post(self, body: dict[str, Any], event: Event) -> None: ...
+
+
+class Sender(Protocol):
+    """POSTs `body` to `url`; returns the HTTP status, raises on transport failure."""
+
+    def __call__(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+    ) -> int: ...
+
+
+class HttpSender:
+    """A `Sender` over one urllib3 connection pool, without urllib3's own retries."""
+
+    def __init__(self) -> None:
+        import urllib3
+
+        self._urllib3 = urllib3
+        self._pool = urllib3.PoolManager(num_pools=4, maxsize=1)
+
+    def __call__(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> int:
+        response = self._pool.request(
+            "POST",
+            url,
+            body=body,
+            headers=dict(headers),
+            timeout=self._urllib3.Timeout(total=timeout),
+            retries=False,
+            redirect=False,
+        )
+        return int(response.status)
+
+
+def decision_event(md: ModelDeployment, event: Event, now: datetime) -> CloudEvent:
+    """The CloudEvent announcing `event`, taken on `md` (as it is after the decision)."""
+    at = timestamp(now)
+    status = md.status
+    return CloudEvent(
+        {
+            "type": EVENT_TYPE_PREFIX + event.reason.lower(),
+            "source": f"rung/{md.namespace}/{md.name}",
+            "subject": md.spec.model.version,
+            "time": at,
+        },
+        {
+            "reason": event.reason,
+            "message": event.message,
+            "type": event.type,
+            "level": md.spec.maturity.level,
+            "phase": status.phase,
+            "stable": status.stable.version if status.stable else None,
+            "canary": status.canary.version if status.canary else None,
+            "time": at,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    what: str
+
+
+class AuditingEvents:
+    """An EventSink that posts through `inner` and sends each decision to the audit sink."""
+
+    def __init__(
+        self,
+        inner: EventSink,
+        *,
+        send: Sender | None = None,
+        timeout: float = 2.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        max_pending: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.clock = clock
+        self._send = send
+        self._queue: queue.Queue[_Delivery | None] = queue.Queue(maxsize=max_pending)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def post(self, body: dict[str, Any], event: Event) -> None:
+        try:
+            self.inner.post(body, event)
+        finally:
+            self._audit(body, event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued decision was delivered or given up; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(remaining)
+        return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver what is queued (for at most `timeout`), then stop the sender thread."""
+        if self._thread is None:
+            return
+        self.flush(timeout)
+        self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout=max(timeout, 0.1))
+
+    def _audit(self, body: Mapping[str, Any], event: Event) -> None:
+        meta = body.get("metadata") or {}
+        what = f"{event.reason} on {meta.get('namespace')}/{meta.get('name')}"
+        try:
+            md = ModelDeployment.from_body(body)
+            sink = audit_sink(md)
+            if sink is None:
+                return
+            headers, data = to_structured(decision_event(md, event, self.clock()))
+        except Exception as error:  # a malformed object must not stop the reconciler
+            metrics.AUDIT_EVENTS.labels("invalid").inc()
+            log.warning("audit: cannot build the CloudEvent for %s: %s", what, error)
+            return
+        try:
+            self._queue.put_nowait(_Delivery(sink, dict(headers), bytes(data), what))
+        except queue.Full:
+            metrics.AUDIT_EVENTS.labels("dropped").inc()
+            log.warning("audit: %d decisions queued; dropped %s", self._queue.maxsize, what)
+            return
+        self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                if self._send is None:
+                    self._send = HttpSender()
+                self._thread = threading.Thread(target=self._run, name="rung-audit", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._deliver(item)
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, item: _Delivery) -> None:
+        send = self._send
+        assert send is not None
+        problem = "not sent"
+        for attempt in range(self.attempts):
+            if attempt and self._stop.wait(self.backoff * 2 ** (attempt - 1)):
+                break
+            try:
+                status = send(item.url, item.headers, item.body, self.timeout)
+            except Exception as error:  # transport failures: timeouts, refused, DNS
+                problem = f"{type(error).__name__}: {error}"
+                continue
+            if 200 <= status < 300:
+                metrics.AUDIT_EVENTS.labels("delivered").inc()
+                log.debug("audit: sent %s to %s", item.what, item.url)
+                return
+            problem = f"HTTP {status}"
+            if status < 500 and status not in (408, 429):
+                break  # the sink refuses this event; retrying will not help
+        metrics.AUDIT_EVENTS.labels("failed").inc()
+        log.warning("audit: %s could not be sent to %s: %s", item.what, item.url, problem)

@@ -117,15 +117,59 @@ class RetrainingRun(ApiModel):
     """One retraining run."""
 
     name: str
-    """The run's name (Job, Workflow, run id or event id)."""
+    """The run's name (`<md>-retrain-<n>`: the Job, Workflow, KFP run display name or
+    CloudEvent id)."""
     reason: str
     """What triggered it."""
+    trigger: str = ""
+    """The trigger types that launched it (drift, decay, schedule, manual), comma separated."""
     started_at: str
     """When it was launched."""
+    finished_at: str | None = None
+    """When it was seen to finish."""
     outcome: Literal["Running", "Succeeded", "Failed"] = "Running"
     """Running, Succeeded or Failed."""
     message: str = ""
-    """Why it failed, when it did."""
+    """What the pipeline reported; why it failed, when it did."""
+    version: str | None = None
+    """The model version serving when it was launched (handed to the pipeline)."""
+    storage_uri: str | None = None
+    """Where that model is stored (handed to the pipeline)."""
+    launcher: str | None = None
+    """job, argo-workflow, kubeflow-pipeline or webhook."""
+    attempts: int = 1
+    """Launches so far; a run not found after launching is launched again, up to 3 times."""
+    observed: bool = False
+    """Whether the launcher has reported the run since it was launched."""
+
+
+class TriggerStatus(ApiModel):
+    """Where one entry of spec.retraining.triggers stands."""
+
+    index: int
+    """Its position in spec.retraining.triggers."""
+    type: str
+    """drift, decay or schedule."""
+    value: float | None = None
+    """drift/decay: the query's last value."""
+    since: str | None = None
+    """drift/decay: when the threshold was first crossed (for `for`); schedule: the due slot."""
+    firing: bool = False
+    """Whether it asks for a run now."""
+    blocked_by: str | None = None
+    """Why it cannot launch now (active run, cooldown, daily cap)."""
+    run: str | None = None
+    """The run this firing episode launched."""
+    error: str | None = None
+    """drift/decay: why the last evaluation failed, if it did."""
+    last_fired_at: str | None = None
+    """When it last launched a run (schedule: the last slot that fired or was skipped)."""
+    armed_at: str | None = None
+    """When the operator first saw it (a schedule counts its first slot from here)."""
+    next_at: str | None = None
+    """schedule: the next slot."""
+    message: str = ""
+    """The last evaluation, for humans."""
 
 
 class RetrainingStatus(ApiModel):
@@ -134,9 +178,21 @@ class RetrainingStatus(ApiModel):
     last_triggered_at: str | None = None
     """When a run was last launched."""
     next_allowed_at: str | None = None
-    """Earliest time cooldown allows another run."""
+    """Earliest time cooldown and maxRunsPerDay allow another run."""
+    reason: str | None = None
+    """Why the last run was launched."""
+    run: str | None = None
+    """The last run's name."""
+    runs_started: int = 0
+    """Runs launched so far; the next run is `<md>-retrain-<runsStarted + 1>`."""
+    last_manual_token: str | None = None
+    """The last `rung.dev/retrain` annotation value handled (a new value is a new request)."""
+    evaluated_at: str | None = None
+    """When the drift/decay queries last ran."""
+    triggers: list[TriggerStatus] = []
+    """Each automatic trigger's state."""
     runs: list[RetrainingRun] = []
-    """Recent runs, newest last."""
+    """Recent runs, newest last: those of the last 24 hours and at least the last 10."""
 
 
 class HistoryEntry(ApiModel):

@@ -35,6 +35,13 @@ from rung.plan.inference_service import (
 )
 from rung.plan.monitoring import MonitoringPlan, plan_monitoring, query_variables
 from rung.plan.promql import render
+from rung.plan.retraining import (
+    RETRAINING_READY,
+    LaunchRequest,
+    RunOutcome,
+    TriggerReading,
+    decide,
+)
 from rung.plan.rollout import (
     Observed,
     RolloutSettings,
@@ -104,6 +111,10 @@ class Observation:
     analysis_error: str | None = None
     """Why analysis could not run, when it was due but the provider failed."""
     default_prometheus_url: str | None = None
+    retraining_readings: Mapping[int, TriggerReading] | None = None
+    """Drift/decay readings by index in spec.retraining.triggers, when they were read."""
+    run_outcomes: Mapping[str, RunOutcome] = field(default_factory=dict)
+    """Outcomes of the active retraining runs, by run name, as their launcher reports."""
 
     @property
     def live(self) -> LiveObjects:
@@ -118,6 +129,8 @@ class Plan:
     """Owned objects that should exist; owned objects not listed are deleted."""
     status: ModelDeploymentStatus
     events: list[Event]
+    launch: LaunchRequest | None = None
+    """A retraining run to launch after the status write (same name again: idempotent)."""
 
 
 def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettings:
@@ -330,6 +343,20 @@ def plan(obs: Observation) -> Plan:
             generation=md.generation,
         )
 
+    retraining = old.retraining
+    launch = None
+    if Capability.RETRAINING in ladder:
+        retrain = decide(md, obs.retraining_readings, obs.run_outcomes, obs.now)
+        retraining, launch = retrain.status, retrain.launch
+        events.extend(retrain.events)
+        history.extend(retrain.history)
+        if retrain.condition is not None:
+            conditions = cond.set_condition(
+                conditions, RETRAINING_READY, *retrain.condition, now=now, generation=md.generation
+            )
+    else:
+        conditions = cond.remove_condition(conditions, RETRAINING_READY)
+
     phase: Phase
     if rollout_phase is not None:
         phase = rollout_phase
@@ -347,11 +374,11 @@ def plan(obs: Observation) -> Plan:
         rejected=rejected,
         analysis=analysis,
         slo=slo,
-        retraining=old.retraining,
+        retraining=retraining,
         history=history[-HISTORY_LIMIT:],
         conditions=conditions,
     )
-    return Plan(desired=desired, status=status, events=events)
+    return Plan(desired=desired, status=status, events=events, launch=launch)
 
 
 def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> Observed:

@@ -25,6 +25,11 @@ from kubernetes import client, config
 
 from localcluster import BinDirs, ClusterError, LocalCluster
 
+NAMESPACE_PREFIX = os.environ.setdefault("RUNG_TEST_NS_PREFIX", f"t-{uuid.uuid4().hex[:4]}-")
+"""Test namespaces of this pytest session: `t-<session>-<random>` (exported as
+RUNG_TEST_NS_PREFIX). The session's operator watches only these, so several pytest
+sessions can share one cluster."""
+
 
 def pytest_configure(config: pytest.Config) -> None:
     k8s_bin = str(BinDirs.from_versions().kubernetes)
@@ -66,7 +71,7 @@ def kube_api(kubeconfig: str) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def namespace(kube_api: client.ApiClient) -> Iterator[str]:
     """A fresh namespace (with its default ServiceAccount) for one test; deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
+    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # Pods are refused until the controller-manager has created the default ServiceAccount.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -65,12 +66,34 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     def on_change(namespace: str | None, name: str | None, **_: Any) -> None:
         run(namespace, name)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=settings.resync_seconds, registry=registry)
-    def resync(namespace: str | None, name: str | None, **_: Any) -> None:
-        try:
-            run(namespace, name)
-        except kopf.TemporaryError as error:
-            log.warning("resync of %s/%s failed: %s", namespace, name, error)
+    # Periodic resync without kopf timers: a timer would put a finalizer on every
+    # ModelDeployment, leaving them undeletable whenever the operator is not running.
+    # kopf's index keeps the list of objects in the watched namespaces for us.
+    @kopf.index(GROUP, VERSION, PLURAL, id="model_deployments", registry=registry)
+    def model_deployments(namespace: str | None, name: str | None, **_: Any) -> dict[Any, None]:
+        return {(namespace, name): None}
+
+    async def resync_forever(index: kopf.Index[Any, None]) -> None:
+        while True:
+            await asyncio.sleep(settings.resync_seconds)
+            for namespace, name in list(index):
+                try:
+                    await asyncio.to_thread(run, namespace, name)
+                except kopf.TemporaryError as error:
+                    log.warning("resync of %s/%s failed: %s", namespace, name, error)
+                except Exception:
+                    log.exception("resync of %s/%s failed", namespace, name)
+
+    @kopf.on.startup(registry=registry)
+    async def start_resync(memo: Any, **kwargs: Any) -> None:
+        index: kopf.Index[Any, None] = kwargs["model_deployments"]
+        memo.resync = asyncio.create_task(resync_forever(index), name="resync")
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(memo: Any, **_: Any) -> None:
+        task = memo.get("resync")
+        if task is not None:
+            task.cancel()
 
     @kopf.on.event(
         "serving.kserve.io",

@@ -27,6 +27,7 @@ from rung.kube import (
 )
 from rung.ladder import Capability, capabilities
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
+from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import conditions as cond
 from rung.plan.diff import covers
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
@@ -40,6 +41,13 @@ from rung.plan.reconcile import (
     plan,
     timestamp,
 )
+from rung.plan.retraining import (
+    LaunchRequest,
+    RunOutcome,
+    TriggerReading,
+    active_runs,
+    retraining_queries,
+)
 from rung.routers import LiveObjects
 from rung.settings import OperatorSettings
 
@@ -48,6 +56,7 @@ SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
 KIND = "ModelDeployment"
 ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
+RETRAINING_OUTCOMES = {"RetrainingSucceeded": "succeeded", "RetrainingFailed": "failed"}
 
 
 class EventSink(Protocol):
@@ -69,6 +78,8 @@ class ReconcileResult:
     status_written: bool = False
     events: list[Event] = field(default_factory=list)
     analysis_checks: list[CheckResult] = field(default_factory=list)
+    retraining_runs: list[tuple[str, str]] = field(default_factory=list)
+    """(launcher, outcome) of retraining runs started, finished or failed to launch."""
 
 
 class Reconciler:
@@ -82,6 +93,7 @@ class Reconciler:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         providers: Callable[[str, str], MetricProvider] = provider_for,
+        launchers: Callable[[str], Launcher] | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -91,6 +103,10 @@ class Reconciler:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._features: ClusterFeatures | None = None
+        self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
+        self._launchers: dict[str, Launcher] = {}
+        self._launch_failures: dict[tuple[str, str, str], str] = {}
+        """Why the last launch of a run failed, by (namespace, name, run), in this process."""
 
     def features(self) -> ClusterFeatures:
         """What the cluster offers; discovered once."""
@@ -129,6 +145,8 @@ class Reconciler:
             outcome = ROLLOUT_OUTCOMES.get(event.reason)
             if outcome:
                 metrics.ROLLOUTS.labels(outcome).inc()
+        for launcher, outcome in result.retraining_runs:
+            metrics.RETRAINING_RUNS.labels(launcher, outcome).inc()
         for check in result.analysis_checks:
             verdict = {True: "pass", False: "fail", None: "no-data"}[check.passed]
             metrics.ANALYSIS_CHECKS.labels(check.metric, verdict).inc()
@@ -176,6 +194,8 @@ class Reconciler:
             measurements=measurements,
             analysis_error=analysis_error,
             default_prometheus_url=self.settings.prometheus_url,
+            retraining_readings=self._read_triggers_if_due(md, now),
+            run_outcomes=self._run_outcomes(md),
         )
         the_plan = plan(observation)
         if measurements is not None and the_plan.status.analysis is not None:
@@ -187,6 +207,13 @@ class Reconciler:
         if new_status != (body.get("status") or {}):
             body = self.kube.replace_status(body, new_status)
             result.status_written = True
+        if the_plan.launch is not None:
+            self._launch(the_plan.launch, the_plan.events, result)
+        pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
+        for event in the_plan.events:
+            outcome = RETRAINING_OUTCOMES.get(event.reason)
+            if outcome and pipeline is not None:
+                result.retraining_runs.append((pipeline.type, outcome))
         wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
         try:
             for manifest in the_plan.desired:
@@ -205,6 +232,10 @@ class Reconciler:
         except ApiException as error:
             if error.status in (409, 429) or (error.status or 0) >= 500:
                 raise
+            if _namespace_terminating(error):
+                # The namespace is going away with everything in it: nothing to fix.
+                log.debug("%s/%s: namespace is terminating", namespace, name)
+                return result
             message = f"{error.status} {error.reason}: {_api_message(error)}"
             log.warning("applying for %s/%s failed: %s", namespace, name, message)
             rollout_active = the_plan.status.canary is not None
@@ -285,6 +316,83 @@ class Reconciler:
             return {q.metric_name: (None, None) for q in queries}, str(error)
         return results, None
 
+    def _launcher(self, name: str) -> Launcher:
+        if name not in self._launchers:
+            self._launchers[name] = self._launcher_factory(name)
+        return self._launchers[name]
+
+    def _read_triggers_if_due(
+        self, md: ModelDeployment, now: datetime
+    ) -> dict[int, TriggerReading] | None:
+        """Run the drift/decay queries when they are due; a provider error is a reading
+        error (reported in the RetrainingReady condition), never a crash."""
+        queries = retraining_queries(md, now)
+        if queries is None:
+            return None
+        url = self._prometheus_url(md)
+        readings: dict[int, TriggerReading] = {}
+        provider = self.providers("prometheus", url) if url else None
+        for query in queries:
+            if query.query is None or provider is None:
+                error = query.error or "no Prometheus to read: set spec.monitoring.prometheus.url"
+                readings[query.index] = TriggerReading(error=error)
+                continue
+            try:
+                readings[query.index] = TriggerReading(value=provider.run_query(query.query))
+            except MetricsUnavailableError as error:
+                log.warning("retraining trigger of %s/%s: %s", md.namespace, md.name, error)
+                readings[query.index] = TriggerReading(error=str(error))
+        return readings
+
+    def _run_outcomes(self, md: ModelDeployment) -> dict[str, RunOutcome]:
+        """What the launcher reports about each active run; unreadable ones are left out."""
+        runs = active_runs(md)
+        pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
+        if not runs or pipeline is None:
+            return {}
+        launcher = self._launcher(pipeline.type)
+        outcomes: dict[str, RunOutcome] = {}
+        for run in runs:
+            try:
+                outcome = launcher.outcome(md, run.name)
+            except PipelineError as error:
+                log.warning("retraining run %s/%s: %s", md.namespace, run.name, error)
+                continue
+            key = (md.namespace, md.name, run.name)
+            failure = self._launch_failures.get(key)
+            if outcome.state == "NotFound" and failure:
+                outcome = RunOutcome("NotFound", failure)
+            elif outcome.state != "NotFound":
+                self._launch_failures.pop(key, None)
+            outcomes[run.name] = outcome
+        return outcomes
+
+    def _launch(self, request: LaunchRequest, events: list[Event], result: ReconcileResult) -> None:
+        """Launch the run the plan (already in status) asks for; failures are reported."""
+        md = request.md
+        key = (md.namespace, md.name, request.run)
+        launcher = self._launcher(request.pipeline.type)
+        try:
+            launcher.launch(request)
+        except PipelineError as error:
+            self._launch_failures[key] = str(error)
+            log.warning("launching %s for %s/%s failed: %s", request.run, *key[:2], error)
+            events.append(
+                Event(
+                    "RetrainingLaunchFailed",
+                    f"{request.pipeline.type} run {request.run} (attempt {request.attempt}):"
+                    f" {error}",
+                    "Warning",
+                )
+            )
+            result.retraining_runs.append((launcher.name, "launch-failed"))
+            return
+        self._launch_failures.pop(key, None)
+        log.info("launched %s run %s for %s/%s", launcher.name, request.run, *key[:2])
+        result.retraining_runs.append(
+            (launcher.name, "started" if request.attempt == 1 else "relaunched")
+        )
+
     def _read_slo_if_due(self, md: ModelDeployment, now: datetime) -> SloReading | None:
         spec = md.spec
         if Capability.MONITORING not in capabilities(spec.maturity.level, spec.maturity.overrides):
@@ -320,6 +428,16 @@ def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> Sl
     return SloReading(
         snapshot=snapshot.model_copy(update={"within_slo": within_slo(snapshot, slo)})
     )
+
+
+def _namespace_terminating(error: ApiException) -> bool:
+    import json
+
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return False
+    return any(c.get("reason") == "NamespaceTerminating" for c in details.get("causes") or [])
 
 
 def _api_message(error: ApiException) -> str:

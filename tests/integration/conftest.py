@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import OperatorProcess, install_crds, run_operator
+from integration_kit import NAMESPACE_PREFIX, OperatorProcess, install_crds, run_operator
 from kubernetes import client
 
 
@@ -28,14 +28,16 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """One `rung run` for the whole session, watching every namespace, resyncing each second."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
-    with run_operator(kubeconfig, log, "--resync-seconds", "1", "--verbose", "-n", "t-*") as op:
+    with run_operator(
+        kubeconfig, log, "--resync-seconds", "1", "--verbose", "-n", f"{NAMESPACE_PREFIX}*"
+    ) as op:
         yield op
     print(f"operator log: {log}")
 
 
 @pytest.fixture
 def restart_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    """A namespace the session operator does not watch (it watches `t-*`)."""
+    """A namespace the session operator does not watch (it watches `t-<session>-*`)."""
     import uuid
 
     name = f"rs-{uuid.uuid4().hex[:10]}"

@@ -24,6 +24,8 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE_PREFIX = os.environ.get("RUNG_TEST_NS_PREFIX", "t-")
+"""This pytest session's test namespaces (set by tests/conftest.py)."""
 GROUP, VERSION, PLURAL = "rung.dev", "v1alpha1", "modeldeployments"
 ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
 Obj = dict[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from integration_kit import (
     ISVC,
+    NAMESPACE_PREFIX,
     create_md,
     custom,
     get_isvc,
@@ -63,6 +64,9 @@ def test_create_builds_an_owned_inference_service(
     assert status["capabilities"] == ["serving"]
     assert status["phase"] == "Progressing"
     assert status["stable"]["version"] == "v1"
+    # No finalizer: with the operator down, deleting a ModelDeployment still works.
+    current = watch_md(kube_api, namespace, "iris", lambda o: True, "current")
+    assert not current["metadata"].get("finalizers")
 
 
 def test_readiness_is_mirrored_into_conditions(kube_api: client.ApiClient, namespace: str) -> None:
@@ -143,7 +147,7 @@ def test_idle_resync_writes_nothing(kube_api: client.ApiClient, namespace: str, 
             not [
                 n
                 for n in core.list_namespace().items
-                if n.metadata.name.startswith("t-") and n.metadata.name != namespace
+                if n.metadata.name.startswith(NAMESPACE_PREFIX) and n.metadata.name != namespace
             ]
         ),
         "earlier test namespaces gone",

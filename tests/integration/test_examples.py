@@ -24,3 +24,26 @@ def test_example_is_accepted(kube_api: client.ApiClient, namespace: str, path: P
         body["metadata"]["namespace"] = namespace
         created = create_md(kube_api, body)
         assert created["spec"]["maturity"]["level"] == body["spec"]["maturity"]["level"]
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("modeldeployment.spec.maturity.level", "0 Manual, 1 Monitored, 2 Progressive"),
+        ("modeldeployment.spec.rollout.steps", "strictly increasing"),
+        ("modeldeployment.spec.rollout.analysis.onNoData", "hold the step"),
+        ("modeldeployment.status.canary.weight", "Share of traffic on the canary"),
+    ],
+)
+def test_kubectl_explain_documents_the_fields(kubeconfig: str, field: str, expected: str) -> None:
+    import os
+    import subprocess
+
+    out = subprocess.run(
+        ["kubectl", "explain", field],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+    ).stdout
+    assert expected in " ".join(out.split())

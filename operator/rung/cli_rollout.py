@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
+from rung.api.resource import APPROVE_ANNOTATION, RETRAIN_ANNOTATION, ModelDeployment
+from rung.api.status import RetrainingStatus
 
 
 def add_parsers(sub: Any) -> None:
@@ -27,6 +28,11 @@ def add_parsers(sub: Any) -> None:
     status.add_argument("-n", "--namespace", help="namespace (default: the context's)")
     status.add_argument("-o", "--output", choices=["text", "json"], default="text")
     status.set_defaults(func=_status)
+
+    retrain = sub.add_parser("retrain", help="request a retraining run (the manual trigger)")
+    retrain.add_argument("name", help="ModelDeployment name")
+    retrain.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    retrain.set_defaults(func=_retrain)
 
 
 def _api() -> tuple[Any, str]:
@@ -116,6 +122,8 @@ def render_status(body: dict[str, Any]) -> str:
             verdict = {True: "pass", False: "FAIL", None: "no data"}[c.passed]
             value = "-" if c.value is None else f"{c.value:.4g}"
             lines.append(f"    {c.metric:<28} {value:>10}  {verdict:<8} {c.message}")
+    if st.retraining and (st.retraining.runs or st.retraining.triggers):
+        lines += retraining_lines(st.retraining)
     if st.slo:
         lines.append(
             f"  slo:      error rate {st.slo.error_rate}, p95 {st.slo.latency_p95_ms} ms,"
@@ -143,4 +151,60 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(body.get("status") or {}, indent=2))
     else:
         print(render_status(body))
+    return 0
+
+
+def retraining_lines(rt: RetrainingStatus) -> list[str]:
+    """The retraining part of `rung status` (pure)."""
+    lines = [
+        f"  retraining: {rt.runs_started} runs, last {rt.run or '-'}"
+        + (f", next allowed at {rt.next_allowed_at}" if rt.next_allowed_at else "")
+    ]
+    for trigger in rt.triggers:
+        blocked = f" (blocked: {trigger.blocked_by})" if trigger.blocked_by else ""
+        error = f" (error: {trigger.error})" if trigger.error else ""
+        lines.append(f"    {trigger.type:<9} {trigger.message}{blocked}{error}")
+    for run in rt.runs[-5:]:
+        lines.append(f"    {run.name:<28} {run.outcome:<10} {run.reason}")
+        if run.message and run.outcome == "Failed":
+            lines.append(f"      {run.message}")
+    return lines
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    """Set `rung.dev/retrain` to a new token: the operator launches one run for it."""
+    from datetime import UTC, datetime
+
+    from rung.api.crd import GROUP, PLURAL, VERSION
+    from rung.ladder import Capability, capabilities
+
+    api, default_ns = _api()
+    namespace = args.namespace or default_ns
+    body = _get(api, namespace, args.name)
+    if body is None:
+        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+        return 1
+    md = ModelDeployment.from_body(body)
+    maturity = md.spec.maturity
+    if Capability.RETRAINING not in capabilities(maturity.level, maturity.overrides):
+        print(
+            f"error: retraining is off for {namespace}/{args.name} (level {maturity.level}):"
+            " raise spec.maturity.level to 3 or set spec.maturity.overrides.retraining",
+            file=sys.stderr,
+        )
+        return 1
+    token = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        args.name,
+        {"metadata": {"annotations": {RETRAIN_ANNOTATION: token}}},
+        _content_type="application/merge-patch+json",
+    )
+    runs = md.status.retraining.runs if md.status.retraining else []
+    running = [r.name for r in runs if r.outcome == "Running"]
+    note = f" (run {running[0]} is still running: this request will be refused)" if running else ""
+    print(f"modeldeployment {namespace}/{args.name}: retraining requested (token {token}){note}")
     return 0

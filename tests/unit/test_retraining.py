@@ -670,3 +670,37 @@ def test_switching_retraining_off_removes_its_condition() -> None:
     off = observe(written_back(on, level=2), minutes(1))
     assert get_condition(off.status.conditions, RETRAINING_READY) is None
     ModelDeploymentStatus.model_validate(off.status.wire())
+
+
+# --- rung status / rung retrain ----------------------------------------------------
+
+
+def test_rung_status_shows_triggers_and_runs() -> None:
+    from rung.cli_rollout import render_status
+
+    loop = Loop({"triggers": [{**DRIFT, "for": "0s"}], "cooldown": "1h"})
+    loop.step(minutes(0), 0.5)
+    loop.finish(minutes(1), "Failed", "DeadlineExceeded: too slow")
+    text = render_status(body_of(loop))
+    assert "retraining: 1 runs, last fraud-retrain-1, next allowed at 2025-03-01T13:00:00Z" in text
+    assert "fraud-retrain-1              Failed     drift: 0.5 above 0.3 for 0s" in text
+    assert "DeadlineExceeded: too slow" in text
+    assert "drift     0.5 above 0.3 since 2025-03-01T12:00:00Z (blocked: cooldown 1h" in text
+
+
+def body_of(loop: Loop) -> dict[str, Any]:
+    assert loop.retraining is not None
+    body = f.body(
+        level=3,
+        monitoring=PROMETHEUS,
+        retraining={"triggers": [DRIFT], "pipeline": JOB},
+        status={"retraining": loop.retraining.wire()},
+    )
+    return body
+
+
+def test_rung_retrain_is_a_command() -> None:
+    from rung.cli import build_parser
+
+    args = build_parser().parse_args(["retrain", "fraud", "-n", "team-a"])
+    assert (args.command, args.name, args.namespace) == ("retrain", "fraud", "team-a")

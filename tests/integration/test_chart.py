@@ -75,9 +75,13 @@ def helm() -> Path:
 
 
 def render(helm: Path, release: str, namespace: str, *values: str) -> list[Obj]:
-    """`helm template` the chart (with its CRDs); `values` are `--set` assignments."""
+    """`helm template` the chart; `values` are `--set` assignments.
+
+    Without the chart's crds/: the `rung_crds` fixture installs the same files from crds/
+    (a unit test keeps the two identical), and a stale copy must never be applied to a
+    cluster that other test sessions share.
+    """
     args = [str(helm), "template", release, str(CHART), "--namespace", namespace]
-    args += ["--include-crds"]
     for value in values:
         args += ["--set", value]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -106,11 +110,11 @@ def apply_manifests(api: client.ApiClient, manifests: list[Obj]) -> None:
 
 
 def delete_cluster_scoped(api: client.ApiClient, manifests: list[Obj]) -> None:
-    """Delete what a release created outside namespaces (CRDs are shared: kept)."""
+    """Delete what a release created outside namespaces."""
     dynamic = DynamicClient(api)
     for manifest in manifests:
         resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-        if resource.namespaced or manifest["kind"] == "CustomResourceDefinition":
+        if resource.namespaced:
             continue
         try:
             resource.delete(name=manifest["metadata"]["name"])
@@ -310,12 +314,29 @@ def chart_operator_for(release: Release, log: Path, *extra: str) -> Iterator[Cha
     print(f"operator log: {log}")
 
 
+CREATED_NAMESPACES: set[str] = set()
+
+
 def new_namespace(api: client.ApiClient, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
     )
+    CREATED_NAMESPACES.add(name)
     return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _namespaces_gone_after_module(kube_api: client.ApiClient) -> Iterator[None]:
+    """Wait, once at the end, until this module's namespaces are deleted, so that their
+    deletion (writes by the namespace controller) does not overlap later tests."""
+    yield
+    core = client.CoreV1Api(kube_api)
+    wait_until(
+        lambda: not {n.metadata.name for n in core.list_namespace().items} & CREATED_NAMESPACES,
+        "this module's namespaces deleted",
+        timeout=180,
+    )
 
 
 def delete_model_deployments(api: client.ApiClient, namespace: str) -> None:

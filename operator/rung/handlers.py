@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -69,16 +70,28 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     # Periodic resync without kopf timers: a timer would put a finalizer on every
     # ModelDeployment, leaving them undeletable whenever the operator is not running.
     # kopf's index keeps the list of objects in the watched namespaces for us.
+    posting: list[contextvars.Context] = []
+
     @kopf.index(GROUP, VERSION, PLURAL, id="model_deployments", registry=registry)
     def model_deployments(namespace: str | None, name: str | None, **_: Any) -> dict[Any, None]:
+        if not posting:
+            # kopf's Event poster is only set up inside its per-object tasks; keep that
+            # context so that resync passes (outside them) can post Events too.
+            posting.append(contextvars.copy_context())
         return {(namespace, name): None}
+
+    def run_posting(namespace: str, name: str) -> None:
+        if posting:
+            posting[0].copy().run(run, namespace, name)
+        else:
+            run(namespace, name)
 
     async def resync_forever(index: kopf.Index[Any, None]) -> None:
         while True:
             await asyncio.sleep(settings.resync_seconds)
             for namespace, name in list(index):
                 try:
-                    await asyncio.to_thread(run, namespace, name)
+                    await asyncio.to_thread(run_posting, namespace, name)
                 except kopf.TemporaryError as error:
                     log.warning("resync of %s/%s failed: %s", namespace, name, error)
                 except Exception:

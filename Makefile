@@ -73,6 +73,11 @@ cluster-kind: install
 	@$(LOCALCLUSTER) install-crds --kubeconfig .cluster/kubeconfig
 	@echo "export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig"
 
+## bench: measure the operator (writes e2e/benchmarks/reconcile-report.md)
+.PHONY: bench
+bench: install binaries
+	$(VPY) e2e/benchmarks/bench_reconcile.py
+
 ## demo: the level-0 flow on the local control plane (Ctrl-C tears down)
 demo: install binaries
 	$(VPY) e2e/demo.py

@@ -340,7 +340,8 @@ class Reconciler:
             try:
                 readings[query.index] = TriggerReading(value=provider.run_query(query.query))
             except MetricsUnavailableError as error:
-                log.warning("retraining trigger of %s/%s: %s", md.namespace, md.name, error)
+                # Reported in the RetrainingReady condition; logged only when debugging.
+                log.debug("retraining trigger of %s/%s: %s", md.namespace, md.name, error)
                 readings[query.index] = TriggerReading(error=str(error))
         return readings
 

@@ -584,3 +584,30 @@ def test_kfp_server_errors_are_pipeline_errors() -> None:
             KubeflowPipelineLauncher().launch(r)
         with pytest.raises(PipelineError, match="500"):
             KubeflowPipelineLauncher().outcome(r.md, r.run)
+
+
+def test_the_level_3_example_builds_a_job_with_the_run_env() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    body = yaml.safe_load((Path(__file__).parents[2] / "examples" / "level-3.yaml").read_text())
+    md = ModelDeployment.from_body({**body, "metadata": {**body["metadata"], "uid": f.UID}})
+    assert md.spec.retraining is not None
+    assert md.spec.retraining.pipeline is not None
+    job = build_job(
+        LaunchRequest(
+            md=md,
+            run="fraud-retrain-1",
+            reason="schedule: 0 3 * * 0 (slot 2025-03-02T03:00:00Z)",
+            trigger="schedule",
+            version="v8",
+            storage_uri="s3://models/fraud/v8",
+            pipeline=md.spec.retraining.pipeline,
+        )
+    )
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in train["env"]}
+    assert env["RUNG_STORAGE_URI"] == "s3://models/fraud/v8"
+    assert "$(RUNG_STORAGE_URI)" in train["args"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"

@@ -544,6 +544,8 @@ OPERATOR_NEEDS = [
         ]
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     ),
+    ("create", "argoproj.io", "workflows"),
+    ("get", "argoproj.io", "workflows"),
     ("create", "", "events"),
 ]
 
@@ -613,6 +615,26 @@ def test_token_is_refused_anything_broader(namespace: str, chart_operator: Chart
         for v in ("create", "update", "patch", "delete")
     ]
     assert not any(crd_writes)
+
+
+def test_retraining_launchers_can_be_switched_off(
+    kube_api: client.ApiClient, kubeconfig: str, helm: Path, namespace: str, tmp_path: Path
+) -> None:
+    with installed(
+        kube_api,
+        helm,
+        kubeconfig,
+        tmp_path,
+        namespace,
+        "rbac.retraining.jobs=false",
+        "rbac.retraining.argoWorkflows=false",
+    ) as release:
+        api = release.api()
+        jobs = can_i(api, "create", "batch", "jobs", namespace)
+        workflows = can_i(api, "create", "argoproj.io", "workflows", namespace)
+        serving = can_i(api, "create", "serving.kserve.io", "inferenceservices", namespace)
+
+    assert (jobs, workflows, serving) == (False, False, True)
 
 
 # --- namespaced mode ----------------------------------------------------------------------

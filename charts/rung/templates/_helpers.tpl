@@ -70,10 +70,18 @@ Rules the operator needs in every namespace it serves. Each group of rules says 
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, update, patch, delete]
+{{- if .Values.rbac.retraining.jobs }}
 # Retraining pipelines launched as Kubernetes Jobs (level 3).
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, update, patch, delete]
+{{- end }}
+{{- if .Values.rbac.retraining.argoWorkflows }}
+# Retraining pipelines launched as Argo Workflows (level 3): created, then read for the outcome.
+- apiGroups: [argoproj.io]
+  resources: [workflows]
+  verbs: [get, list, watch, create]
+{{- end }}
 # Decisions are announced as Events.
 - apiGroups: [""]
   resources: [events]

@@ -689,6 +689,37 @@ def install_kopf_peering_crds(api: client.ApiClient) -> None:
         )
 
 
+def test_cluster_wide_peering_adds_the_peering_object_and_access_to_it(
+    kube_api: client.ApiClient, kubeconfig: str, helm: Path, namespace: str, tmp_path: Path
+) -> None:
+    install_kopf_peering_crds(kube_api)
+    peering = f"rung-{uuid.uuid4().hex[:6]}"  # cluster-scoped: unique per test run
+    with installed(
+        kube_api,
+        helm,
+        kubeconfig,
+        tmp_path,
+        namespace,
+        "peering.enabled=true",
+        f"peering.name={peering}",
+    ) as release:
+        api = release.api()
+        granted = [
+            can_i(api, verb, "kopf.dev", "clusterkopfpeerings", None)
+            for verb in ("get", "list", "watch", "patch")
+        ]
+        created = custom(kube_api).get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", peering
+        )
+        create = can_i(api, "create", "kopf.dev", "clusterkopfpeerings", None)
+        args = operator_args(release.manifests, 8080, 9090)
+
+    assert all(granted)
+    assert not create  # the chart creates the object; the operator only announces itself
+    assert created["metadata"]["name"] == peering
+    assert f"--peering={peering}" in args
+
+
 def test_namespaced_mode_with_peering_serves_its_namespace_only(
     kube_api: client.ApiClient,
     kubeconfig: str,

@@ -417,3 +417,34 @@ def test_webhook_pipeline_delivers_a_cloudevent(kube_api: client.ApiClient, name
         assert event.data["reason"] == f"manual: requested with rung retrain (token {token})"
         assert len(receiver.received) == 1
         assert _retraining(md)["lastManualToken"] == token
+
+
+def test_a_run_the_api_server_refuses_is_retried_then_reported_failed(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    # A Job without containers is invalid: every launch gets a 422 from the API server.
+    pipeline = {"type": "job", "job": {"template": {"template": {"spec": {"containers": []}}}}}
+    create_md(kube_api, level3(namespace, "http://127.0.0.1:9", pipeline, triggers=[]))
+    _watch(kube_api, namespace, lambda o: is_condition(o, "RetrainingReady", "True"), "ready")
+    patch_md(kube_api, namespace, NAME, {"metadata": {"annotations": {"rung.dev/retrain": "1"}}})
+
+    md = _watch(
+        kube_api,
+        namespace,
+        lambda o: bool(_runs(o)) and _runs(o)[0]["outcome"] == "Failed",
+        "the run reported failed",
+    )
+
+    (run,) = _runs(md)
+    assert run["attempts"] == 3
+    assert run["message"].startswith("not launched after 3 attempts: creating Job fraud-retrain-1:")
+    assert "422" in run["message"]
+    assert _jobs(kube_api, namespace) == []
+    wait_until(
+        lambda: (
+            _reasons(kube_api, namespace).count("RetrainingLaunchFailed") == 3
+            and "RetrainingFailed" in _reasons(kube_api, namespace)
+        ),
+        "three RetrainingLaunchFailed events and RetrainingFailed",
+    )
+    assert is_condition(md, "RetrainingReady", "True")  # nothing left to relaunch

@@ -227,6 +227,13 @@ def test_art_sidecar_runs_next_to_the_model() -> None:
     )
 
 
+def test_serverless_sidecar_declares_no_port() -> None:
+    md = level4(explainer={"mode": "sidecar"}, serving={"deploymentMode": "Serverless"})
+    (container,) = predictor(md)["containers"]
+    assert "ports" not in container  # Knative: only the serving container has a port
+    assert "--http_port" in container["args"]
+
+
 def test_custom_sidecar_uses_its_image_without_art_arguments() -> None:
     md = level4(
         explainer={

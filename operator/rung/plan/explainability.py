@@ -173,7 +173,10 @@ def explainer_sidecars(
             name=SIDECAR_CONTAINER,
             image=choice.image,
             args=args,
-            ports=[
+            # Knative (Serverless) allows a port on the serving container only.
+            ports=None
+            if md.spec.serving.deployment_mode == "Serverless"
+            else [
                 V1ContainerPort(name="explainer", container_port=SIDECAR_HTTP_PORT, protocol="TCP")
             ],
             resources=_resources(choice.resources),

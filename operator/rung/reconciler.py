@@ -29,7 +29,7 @@ from rung.ladder import Capability, capabilities
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import conditions as cond
-from rung.plan.diff import covers
+from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
 from rung.plan.promql import indicators, render
 from rung.plan.reconcile import (
@@ -216,12 +216,13 @@ class Reconciler:
                 result.retraining_runs.append((pipeline.type, outcome))
         wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
         try:
-            for manifest in the_plan.desired:
+            for planned in the_plan.desired:
+                manifest = with_applied_hash(planned)
                 kind = kind_of(manifest)
                 obj_name = manifest["metadata"]["name"]
                 wanted[kind].add(obj_name)
                 current = live[kind].get(obj_name)
-                if current is None or not covers(current, manifest):
+                if needs_apply(current, manifest):
                     self.kube.apply(manifest)
                     result.applied.append(f"{kind.kind}/{obj_name}")
             for kind, objects in live.items():

@@ -205,4 +205,14 @@ def test_monitoring_objects_follow_the_level(kube_api: client.ApiClient, namespa
         "capabilities back to serving",
     )
     assert not is_condition(md, "MonitoringReady", "True")
+    # what level 1 added to the InferenceService is gone again
+    isvc = wait_until(
+        lambda: (
+            (i := get_isvc(kube_api, namespace, "fraud"))
+            and "serving.kserve.io/enable-prometheus-scraping" not in i["metadata"]["annotations"]
+            and i
+        ),
+        "scrape annotation removed",
+    )
+    assert isvc["metadata"]["labels"]["rung.dev/model-deployment"] == "fraud"
     assert any(h["event"] == "LevelChanged" for h in md["status"]["history"])

@@ -109,3 +109,45 @@ def test_covers(live: Any, desired: Any) -> None:
 )
 def test_does_not_cover(live: Any, desired: Any) -> None:
     assert covers(live, desired) is False
+
+
+# --- applied hash: removals are noticed ----------------------------------------------
+
+from rung.plan.diff import APPLIED_HASH_ANNOTATION, needs_apply, with_applied_hash  # noqa: E402
+
+
+def _obj(**annotations: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "annotations": annotations}}
+
+
+def test_applied_hash_is_stable_and_content_sensitive() -> None:
+    one = with_applied_hash(_obj(a="1"))
+    assert one == with_applied_hash(_obj(a="1"))
+    assert (
+        one["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+        != with_applied_hash(_obj(a="2"))["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+    )
+
+
+def test_missing_object_needs_apply() -> None:
+    assert needs_apply(None, with_applied_hash(_obj()))
+
+
+def test_unchanged_object_needs_no_apply() -> None:
+    desired = with_applied_hash(_obj(a="1"))
+    live = {**desired, "status": {"x": 1}}
+    assert not needs_apply(live, desired)
+
+
+def test_a_field_we_stop_sending_needs_apply() -> None:
+    # live carries a (and the hash of {a, b}); desired drops b: covers() alone says fine
+    assert covers(_obj(a="1", b="2"), _obj(a="1"))  # a subset check misses the removal
+    live = with_applied_hash(_obj(a="1", b="2"))
+    assert needs_apply(live, with_applied_hash(_obj(a="1")))
+
+
+def test_drift_on_an_owned_field_needs_apply() -> None:
+    desired = with_applied_hash(_obj(a="1"))
+    live = with_applied_hash(_obj(a="1"))
+    live["metadata"]["annotations"]["a"] = "edited"
+    assert needs_apply(live, desired)

@@ -108,6 +108,8 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
         if task is not None:
             task.cancel()
 
+    # Changes to what the operator owns (KServe reporting readiness, a retraining
+    # Job finishing) reconcile the owner at once instead of at the next resync.
     @kopf.on.event(
         "serving.kserve.io",
         "v1beta1",
@@ -115,7 +117,8 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
         labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
     )
-    def on_inference_service(
+    @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry)
+    def on_owned_object(
         namespace: str | None, labels: Mapping[str, str], type: str, **_: Any
     ) -> None:
         if type is None:  # the initial listing: the resume handlers cover it
@@ -123,6 +126,6 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
         try:
             run(namespace, labels.get(OWNER_LABEL))
         except kopf.TemporaryError as error:
-            log.info("InferenceService event for %s: %s", labels.get(OWNER_LABEL), error)
+            log.info("owned object event for %s: %s", labels.get(OWNER_LABEL), error)
 
     return registry

@@ -626,6 +626,7 @@ def test_retraining_launchers_can_be_switched_off(
         kubeconfig,
         tmp_path,
         namespace,
+        f"watchNamespaces={{{namespace}}}",
         "rbac.retraining.jobs=false",
         "rbac.retraining.argoWorkflows=false",
     ) as release:
@@ -633,6 +634,18 @@ def test_retraining_launchers_can_be_switched_off(
         jobs = can_i(api, "create", "batch", "jobs", namespace)
         workflows = can_i(api, "create", "argoproj.io", "workflows", namespace)
         serving = can_i(api, "create", "serving.kserve.io", "inferenceservices", namespace)
+        # The operator still watches Jobs: it runs without a 403.
+        with chart_operator_for(release, tmp_path / "operator.log", "--resync-seconds", "1") as op:
+            create_md(kube_api, model_deployment("iris", namespace))
+            wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
+            watch_md(
+                kube_api,
+                namespace,
+                "iris",
+                lambda o: (o.get("status") or {}).get("observedGeneration") == 1,
+                "first status",
+            )
+            op.assert_no_forbidden()
 
     assert (jobs, workflows, serving) == (False, False, True)
 

@@ -70,12 +70,16 @@ Rules the operator needs in every namespace it serves. Each group of rules says 
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, update, patch, delete]
-{{- if .Values.rbac.retraining.jobs }}
-# Retraining pipelines launched as Kubernetes Jobs (level 3).
+# Retraining pipelines launched as Kubernetes Jobs (level 3). The operator always watches
+# the Jobs it labelled (a finished run reconciles its ModelDeployment at once); starting
+# them is what rbac.retraining.jobs grants.
 - apiGroups: [batch]
   resources: [jobs]
+  {{- if .Values.rbac.retraining.jobs }}
   verbs: [get, list, watch, create, update, patch, delete]
-{{- end }}
+  {{- else }}
+  verbs: [get, list, watch]
+  {{- end }}
 {{- if .Values.rbac.retraining.argoWorkflows }}
 # Retraining pipelines launched as Argo Workflows (level 3): created, then read for the outcome.
 - apiGroups: [argoproj.io]

@@ -42,14 +42,19 @@ def install_crds(api: client.ApiClient) -> None:
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         names.append(crd["metadata"]["name"])
-        try:
-            existing = ext.read_custom_resource_definition(crd["metadata"]["name"])
-            crd["metadata"]["resourceVersion"] = existing.metadata.resource_version
-            ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            ext.create_custom_resource_definition(crd)
+        for attempt in range(5):
+            try:
+                existing = ext.read_custom_resource_definition(crd["metadata"]["name"])
+                crd["metadata"]["resourceVersion"] = existing.metadata.resource_version
+                ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+            except ApiException as error:
+                if error.status == 409 and attempt < 4:
+                    continue  # the API server updated its status meanwhile: read again
+                if error.status != 404:
+                    raise
+                crd["metadata"].pop("resourceVersion", None)
+                ext.create_custom_resource_definition(crd)
+            break
     for name in names:
         wait_until(
             lambda n=name: any(  # type: ignore[misc]

@@ -482,6 +482,51 @@ def test_level1_gets_its_pod_monitor_and_rules_under_the_chart_rbac(
     chart_operator.assert_no_forbidden()
 
 
+def test_level3_launches_its_retraining_job_under_the_chart_rbac(
+    kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
+) -> None:
+    trainer = {"name": "train", "image": "registry.example/fraud-trainer:1", "command": ["train"]}
+    md = create_md(
+        kube_api,
+        model_deployment(
+            "fraud",
+            namespace,
+            level=3,
+            monitoring={"prometheus": {"url": "http://127.0.0.1:9"}, "interval": "1s"},
+            retraining={
+                "triggers": [],
+                "pipeline": {
+                    "type": "job",
+                    "job": {"template": {"template": {"spec": {"containers": [trainer]}}}},
+                },
+            },
+        ),
+    )
+    watch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        lambda o: is_condition(o, "RetrainingReady", "True"),
+        "RetrainingReady",
+    )
+
+    patch_md(kube_api, namespace, "fraud", {"metadata": {"annotations": {"rung.dev/retrain": "1"}}})
+
+    batch = client.BatchV1Api(kube_api)
+    job = wait_until(
+        lambda: next(iter(batch.list_namespaced_job(namespace).items), None), "a retraining Job"
+    )
+    assert job.metadata.owner_references[0].uid == md["metadata"]["uid"]
+    watch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        lambda o: bool(((o.get("status") or {}).get("retraining") or {}).get("runs")),
+        "the run in status",
+    )
+    chart_operator.assert_no_forbidden()
+
+
 def test_deletion_completes_under_the_chart_rbac(
     kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
 ) -> None:

@@ -436,6 +436,16 @@ def play_kserve_model_load_failed(
     )
 
 
+def test_chart_lints_clean(helm: Path) -> None:
+    result = subprocess.run(
+        [str(helm), "lint", "--strict", str(CHART), "--set", "admissionPolicy.enabled=true"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- the operator under the chart's RBAC --------------------------------------------------
 
 

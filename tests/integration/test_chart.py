@@ -492,6 +492,71 @@ def test_level1_gets_its_pod_monitor_and_rules_under_the_chart_rbac(
     chart_operator.assert_no_forbidden()
 
 
+def test_level2_canary_gets_its_route_and_canary_under_the_chart_rbac(
+    kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
+) -> None:
+    create_md(
+        kube_api,
+        model_deployment(
+            "fraud",
+            namespace,
+            level=2,
+            monitoring={"prometheus": {"url": "http://127.0.0.1:9"}},
+            rollout={"router": "gateway-api", "gateway": {"name": "gw"}, "interval": "1s"},
+        ),
+    )
+    wait_until(lambda: get_isvc(kube_api, namespace, "fraud"), "stable InferenceService")
+    play_kserve_mark_ready(kube_api, namespace, "fraud")
+    watch_md(kube_api, namespace, "fraud", lambda o: phase(o) == "Ready", "v1 Ready")
+
+    patch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        {"spec": {"model": {"storageUri": "s3://models/fraud/v2", "version": "v2"}}},
+    )
+
+    wait_until(lambda: get_isvc(kube_api, namespace, "fraud-canary"), "canary InferenceService")
+    routes = wait_until(
+        lambda: owned(kube_api, "gateway.networking.k8s.io", "httproutes", namespace, "fraud"),
+        "HTTPRoute",
+    )
+    weights = [b["weight"] for b in routes[0]["spec"]["rules"][0]["backendRefs"]]
+    assert weights == [90, 10]
+    md = watch_md(kube_api, namespace, "fraud", lambda o: phase(o) == "Progressing", "canary")
+    assert md["status"]["canary"]["version"] == "v2"
+    chart_operator.assert_no_forbidden()
+
+
+def test_level4_explainer_and_logger_under_the_chart_rbac(
+    kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
+) -> None:
+    create_md(
+        kube_api,
+        model_deployment(
+            "fraud",
+            namespace,
+            level=4,
+            monitoring={"prometheus": {"url": "http://127.0.0.1:9"}},
+            retraining={"pipeline": {"type": "webhook", "webhook": {"url": "http://127.0.0.1:9"}}},
+            explainability={"payloadLogging": {"url": "http://127.0.0.1:9"}},
+            governance={
+                "owner": "fraud-team",
+                "contact": "#fraud",
+                "intendedUse": "scoring",
+                "riskClass": "high",
+            },
+        ),
+    )
+
+    isvc = wait_until(
+        lambda: (i := get_isvc(kube_api, namespace, "fraud")) and i["spec"].get("explainer") and i,
+        "InferenceService with an explainer",
+    )
+    assert isvc["spec"]["predictor"]["logger"]["url"] == "http://127.0.0.1:9"
+    chart_operator.assert_no_forbidden()
+
+
 def test_level3_launches_its_retraining_job_under_the_chart_rbac(
     kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator
 ) -> None:

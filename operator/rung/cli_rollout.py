@@ -61,15 +61,25 @@ def _get(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _approve(args: argparse.Namespace) -> int:
-    from rung.api.crd import GROUP, PLURAL, VERSION
-
+def _load(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]] | None:
+    """The API, namespace and object named on the command line; None (and a message)
+    when the object does not exist."""
     api, default_ns = _api()
     namespace = args.namespace or default_ns
     body = _get(api, namespace, args.name)
     if body is None:
         print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+        return None
+    return api, namespace, body
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from rung.api.crd import GROUP, PLURAL, VERSION
+
+    found = _load(args)
+    if found is None:
         return 1
+    api, namespace, body = found
     md = ModelDeployment.from_body(body)
     canary = md.status.canary
     version = args.version or (canary.version if canary else None)
@@ -141,12 +151,10 @@ def render_status(body: dict[str, Any]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    api, default_ns = _api()
-    namespace = args.namespace or default_ns
-    body = _get(api, namespace, args.name)
-    if body is None:
-        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+    found = _load(args)
+    if found is None:
         return 1
+    _, _, body = found
     if args.output == "json":
         print(json.dumps(body.get("status") or {}, indent=2))
     else:
@@ -178,12 +186,10 @@ def _retrain(args: argparse.Namespace) -> int:
     from rung.api.crd import GROUP, PLURAL, VERSION
     from rung.ladder import Capability, capabilities
 
-    api, default_ns = _api()
-    namespace = args.namespace or default_ns
-    body = _get(api, namespace, args.name)
-    if body is None:
-        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+    found = _load(args)
+    if found is None:
         return 1
+    api, namespace, body = found
     md = ModelDeployment.from_body(body)
     maturity = md.spec.maturity
     if Capability.RETRAINING not in capabilities(maturity.level, maturity.overrides):

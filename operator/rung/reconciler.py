@@ -54,6 +54,7 @@ from rung.settings import OperatorSettings
 log = logging.getLogger(__name__)
 SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
+FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
 RETRAINING_OUTCOMES = {"RetrainingSucceeded": "succeeded", "RetrainingFailed": "failed"}
@@ -103,20 +104,23 @@ class Reconciler:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._features: ClusterFeatures | None = None
+        self._features_at = 0.0
         self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
         self._launchers: dict[str, Launcher] = {}
         self._launch_failures: dict[tuple[str, str, str], str] = {}
         """Why the last launch of a run failed, by (namespace, name, run), in this process."""
 
     def features(self) -> ClusterFeatures:
-        """What the cluster offers; discovered once."""
-        if self._features is None:
+        """What the cluster offers; discovered again every FEATURES_TTL seconds, so that
+        CRDs installed after start-up (e.g. the Prometheus Operator's) are picked up."""
+        if self._features is None or time.monotonic() - self._features_at > FEATURES_TTL:
             from rung.kube import HTTP_ROUTE, POD_MONITOR
 
             self._features = ClusterFeatures(
                 prometheus_operator=self.kube.has_crd(POD_MONITOR),
                 gateway_api=self.kube.has_crd(HTTP_ROUTE),
             )
+            self._features_at = time.monotonic()
         return self._features
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:

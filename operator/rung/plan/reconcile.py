@@ -275,21 +275,7 @@ def plan(obs: Observation) -> Plan:
 
     isvc = obs.inference_services.get(md.name)
     ready = cond.object_condition(isvc, "Ready")
-    serving = {
-        h
-        for h in (
-            _annotation(isvc, MODEL_HASH_ANNOTATION),
-            _annotation(isvc, CANARY_HASH_ANNOTATION),
-        )
-        if h
-    }
-    # Serverless canaries carry only the canary's hash while KServe's previous
-    # revision serves stable, so either hash on a ready InferenceService counts.
-    is_ready = (
-        ready is not None
-        and ready.get("status") == "True"
-        and bool({stable.hash, canary.hash if canary else None} & serving)
-    )
+    is_ready = _serving_ready(isvc, ready, stable, canary)
     failure = _failure(isvc)
     conditions = _conditions(
         old.conditions,
@@ -306,42 +292,7 @@ def plan(obs: Observation) -> Plan:
     conditions, governance_events = governance_conditions(md, conditions, now)
     events.extend(governance_events)
 
-    slo = old.slo
-    if monitoring is None:
-        conditions = cond.remove_condition(conditions, cond.MONITORING_READY)
-        slo = None
-    elif obs.slo is not None:
-        if obs.slo.error is not None:
-            conditions = cond.set_condition(
-                conditions,
-                cond.MONITORING_READY,
-                "False",
-                "PrometheusUnreachable",
-                obs.slo.error,
-                now=now,
-                generation=md.generation,
-            )
-        else:
-            slo = obs.slo.snapshot
-            conditions = cond.set_condition(
-                conditions,
-                cond.MONITORING_READY,
-                "True",
-                "MetricsAvailable",
-                monitoring.description,
-                now=now,
-                generation=md.generation,
-            )
-    elif cond.get_condition(conditions, cond.MONITORING_READY) is None:
-        conditions = cond.set_condition(
-            conditions,
-            cond.MONITORING_READY,
-            "Unknown",
-            "AwaitingFirstReading",
-            "the SLO indicators have not been read yet",
-            now=now,
-            generation=md.generation,
-        )
+    conditions, slo = _monitoring_status(conditions, monitoring, obs, now)
 
     retraining = old.retraining
     launch = None
@@ -379,6 +330,74 @@ def plan(obs: Observation) -> Plan:
         conditions=conditions,
     )
     return Plan(desired=desired, status=status, events=events, launch=launch)
+
+
+def _serving_ready(
+    isvc: Mapping[str, Any] | None,
+    ready: Mapping[str, Any] | None,
+    stable: ModelRef,
+    canary: ModelRef | None,
+) -> bool:
+    """Whether the InferenceService is Ready and serving the model status says it does.
+
+    Serverless canaries carry only the canary's hash while KServe's previous revision
+    serves stable, so either hash on a ready InferenceService counts.
+    """
+    serving = {
+        h
+        for h in (
+            _annotation(isvc, MODEL_HASH_ANNOTATION),
+            _annotation(isvc, CANARY_HASH_ANNOTATION),
+        )
+        if h
+    }
+    return (
+        ready is not None
+        and ready.get("status") == "True"
+        and bool({stable.hash, canary.hash if canary else None} & serving)
+    )
+
+
+def _monitoring_status(
+    conditions: list[Any], monitoring: MonitoringPlan | None, obs: Observation, now: str
+) -> tuple[list[Any], SloSnapshot | None]:
+    """MonitoringReady and the SLO snapshot, from this pass's reading (if one was due)."""
+    md = obs.md
+    if monitoring is None:
+        return cond.remove_condition(conditions, cond.MONITORING_READY), None
+    slo = md.status.slo
+    if obs.slo is not None and obs.slo.error is not None:
+        conditions = cond.set_condition(
+            conditions,
+            cond.MONITORING_READY,
+            "False",
+            "PrometheusUnreachable",
+            obs.slo.error,
+            now=now,
+            generation=md.generation,
+        )
+    elif obs.slo is not None:
+        slo = obs.slo.snapshot
+        conditions = cond.set_condition(
+            conditions,
+            cond.MONITORING_READY,
+            "True",
+            "MetricsAvailable",
+            monitoring.description,
+            now=now,
+            generation=md.generation,
+        )
+    elif cond.get_condition(conditions, cond.MONITORING_READY) is None:
+        conditions = cond.set_condition(
+            conditions,
+            cond.MONITORING_READY,
+            "Unknown",
+            "AwaitingFirstReading",
+            "the SLO indicators have not been read yet",
+            now=now,
+            generation=md.generation,
+        )
+    return conditions, slo
 
 
 def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> Observed:

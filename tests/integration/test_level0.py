@@ -78,6 +78,9 @@ def test_readiness_is_mirrored_into_conditions(kube_api: client.ApiClient, names
     assert is_condition(md, "Progressing", "False")
     assert is_condition(md, "Degraded", "False")
     assert md["status"]["url"] == f"http://iris.{namespace}.example.com"
+    # The operator wrote status and annotations only: a spec write would bump generation.
+    assert md["metadata"]["generation"] == 1
+    assert md["status"]["observedGeneration"] == 1
 
     play_kserve_mark_ready(kube_api, namespace, "iris", ready=False, reason="PodCrashing")
     md = watch_md(

@@ -114,6 +114,15 @@ def render_status(body: dict[str, Any]) -> str:
         f"  stable:   {st.stable.version if st.stable else '-'}"
         + (f"  ({st.stable.storage_uri})" if st.stable else ""),
     ]
+    gov = spec.governance
+    if gov is not None and (gov.owner or gov.contact):
+        lines.append(
+            f"  owner:    {gov.owner or '-'} ({gov.contact or 'no contact'}),"
+            f" risk {gov.risk_class or 'unclassified'}"
+        )
+    approved = md.annotations.get(APPROVE_ANNOTATION)
+    if approved:
+        lines.append(f"  approved: {approved}")
     steps = spec.rollout.steps if spec.rollout else [10, 25, 50, 100]
     if st.canary:
         marks = " ".join(f"[{w}%]" if i == st.canary.step else f"{w}%" for i, w in enumerate(steps))

@@ -877,3 +877,25 @@ def test_operator_default_prometheus_unblocks_every_deployment() -> None:
     assert without.namespaces[0].ready_to_climb == 0
     assert with_default.namespaces[0].ready_to_climb == 4
     assert with_default.default_prometheus_url == "http://prom:9090"
+
+
+@pytest.mark.parametrize(
+    ("model_fields", "blocked"),
+    [
+        ({"kind": "llm", "format": "huggingface"}, True),  # ART cannot explain an LLM
+        ({"format": "pytorch"}, True),  # no built-in explainer for the format
+        ({"format": "xgboost"}, False),  # ART fits tabular formats
+    ],
+)
+def test_level_4_needs_an_explainer_that_fits_the_model(
+    model_fields: dict[str, Any], blocked: bool
+) -> None:
+    d = one(
+        level=3,
+        monitoring=PROM,
+        retraining={"pipeline": JOB},
+        governance=GOVERNANCE,
+        model_fields=model_fields,
+    )
+
+    assert ("spec.explainability.explainer" in whats(d.blockers)) is blocked

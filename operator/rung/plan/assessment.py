@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from rung.api._base import parse_duration
 from rung.api.resource import ModelDeployment
-from rung.api.spec import MAX_LEVEL, ModelDeploymentSpec
+from rung.api.spec import MAX_LEVEL, Explainer, ModelDeploymentSpec
 from rung.ladder import LEVEL_NAMES, Capability, LadderResult, capabilities
+from rung.plan.explainability import explainer_type
 from rung.plan.promql import indicators
 
 # ---------------------------------------------------------------------------------------
@@ -647,6 +648,16 @@ def needs_at(
                     "field",
                     "spec.explainability.explainer.image",
                     f"a {explainer.type} explainer in {explainer.mode} mode needs an image",
+                    Capability.EXPLAINABILITY.value,
+                )
+            )
+        elif (refusal := explainer_type(explainer or Explainer(), spec.model)[1]) is not None:
+            # e.g. an LLM, or a format ART cannot explain, with no custom explainer
+            out.append(
+                Need(
+                    "field",
+                    "spec.explainability.explainer",
+                    refusal,
                     Capability.EXPLAINABILITY.value,
                 )
             )

@@ -76,16 +76,9 @@ def ladder_of(md: ModelDeployment) -> LadderResult:
     return capabilities(md.spec.maturity.level, md.spec.maturity.overrides)
 
 
-def choose_explainer(md: ModelDeployment, model: ModelSource) -> ExplainerChoice | None:
-    """The explainer for `model`, or None when the explainability capability is off."""
-    if Capability.EXPLAINABILITY not in ladder_of(md):
-        return None
-    spec: Explainer = (
-        md.spec.explainability.explainer
-        if md.spec.explainability and md.spec.explainability.explainer
-        else Explainer()
-    )
-    mode = spec.mode
+def explainer_type(spec: Explainer, model: ModelSource) -> tuple[ExplainerType | None, str | None]:
+    """The explainer type for `model` (the spec's, or the format's default), or why
+    none fits (then the type is None)."""
     fmt = model.format.lower()
     type_: ExplainerType | None = spec.type
     if type_ is None and model.kind == "predictive" and fmt in ART_FORMATS:
@@ -109,6 +102,20 @@ def choose_explainer(md: ModelDeployment, model: ModelSource) -> ExplainerChoice
         )
     elif type_ == "custom" and not spec.image:
         refusal = "a custom explainer needs spec.explainability.explainer.image"
+    return (None, refusal) if refusal else (type_, None)
+
+
+def choose_explainer(md: ModelDeployment, model: ModelSource) -> ExplainerChoice | None:
+    """The explainer for `model`, or None when the explainability capability is off."""
+    if Capability.EXPLAINABILITY not in ladder_of(md):
+        return None
+    spec: Explainer = (
+        md.spec.explainability.explainer
+        if md.spec.explainability and md.spec.explainability.explainer
+        else Explainer()
+    )
+    mode = spec.mode
+    type_, refusal = explainer_type(spec, model)
     if refusal is not None:
         return ExplainerChoice(type=None, mode=mode, refusal=refusal)
     image = spec.image or (ART_IMAGE if mode == "sidecar" else None)

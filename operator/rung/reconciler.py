@@ -30,6 +30,7 @@ from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import conditions as cond
 from rung.plan.diff import needs_apply, with_applied_hash
+from rung.plan.events import parse_time
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
 from rung.plan.promql import indicators, render
 from rung.plan.reconcile import (
@@ -54,6 +55,9 @@ from rung.settings import OperatorSettings
 log = logging.getLogger(__name__)
 SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
+NO_PROMETHEUS = (
+    "no Prometheus to read: set spec.monitoring.prometheus.url or the operator's --prometheus-url"
+)
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
@@ -105,6 +109,7 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         self._features: ClusterFeatures | None = None
         self._features_at = 0.0
+        self._providers: dict[str, MetricProvider] = {}
         self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
         self._launchers: dict[str, Launcher] = {}
         self._launch_failures: dict[tuple[str, str, str], str] = {}
@@ -197,7 +202,6 @@ class Reconciler:
             slo=self._read_slo_if_due(md, now),
             measurements=measurements,
             analysis_error=analysis_error,
-            default_prometheus_url=self.settings.prometheus_url,
             retraining_readings=self._read_triggers_if_due(md, now),
             run_outcomes=self._run_outcomes(md),
         )
@@ -288,10 +292,17 @@ class Reconciler:
             return []
         return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
 
-    def _prometheus_url(self, md: ModelDeployment) -> str | None:
+    def _prometheus(self, md: ModelDeployment) -> MetricProvider | None:
+        """The provider for `md`'s Prometheus (spec, else the operator default), reused
+        across passes so its HTTP connections are too; None when there is none."""
         monitoring = md.spec.monitoring
         url = monitoring.prometheus.url if monitoring and monitoring.prometheus else None
-        return url or self.settings.prometheus_url
+        url = url or self.settings.prometheus_url
+        if not url:
+            return None
+        if url not in self._providers:
+            self._providers[url] = self.providers("prometheus", url)
+        return self._providers[url]
 
     def _run_analysis_if_due(
         self, md: ModelDeployment, live: LiveObjects, now: datetime
@@ -305,11 +316,9 @@ class Reconciler:
         queries = analysis_queries(md, live, now)
         if queries is None:
             return None, None
-        url = self._prometheus_url(md)
-        if not url:
-            error = "no Prometheus to read: set spec.monitoring.prometheus.url"
-            return {q.metric_name: (None, None) for q in queries}, error
-        provider = self.providers("prometheus", url)
+        provider = self._prometheus(md)
+        if provider is None:
+            return {q.metric_name: (None, None) for q in queries}, NO_PROMETHEUS
         results: dict[str, tuple[float | None, float | None]] = {}
         try:
             for query in queries:
@@ -334,12 +343,11 @@ class Reconciler:
         queries = retraining_queries(md, now)
         if queries is None:
             return None
-        url = self._prometheus_url(md)
+        provider = self._prometheus(md)
         readings: dict[int, TriggerReading] = {}
-        provider = self.providers("prometheus", url) if url else None
         for query in queries:
             if query.query is None or provider is None:
-                error = query.error or "no Prometheus to read: set spec.monitoring.prometheus.url"
+                error = query.error or NO_PROMETHEUS
                 readings[query.index] = TriggerReading(error=error)
                 continue
             try:
@@ -407,17 +415,13 @@ class Reconciler:
         interval = parse_duration(monitoring.interval if monitoring else "30s")
         last = md.status.slo
         healthy = cond.get_condition(md.status.conditions, cond.MONITORING_READY)
-        if last is not None and healthy is not None and healthy.status == "True":
-            measured = datetime.fromisoformat(last.measured_at.replace("Z", "+00:00"))
-            if (now - measured).total_seconds() < interval:
-                return None
-        url = self._prometheus_url(md)
-        if not url:
-            return SloReading(
-                error="no Prometheus to read: set spec.monitoring.prometheus.url"
-                " or the operator's --prometheus-url"
-            )
-        return read_slo(self.providers("prometheus", url), md, now)
+        fresh = last is not None and (now - parse_time(last.measured_at)).total_seconds() < interval
+        if fresh and healthy is not None and healthy.status == "True":
+            return None
+        provider = self._prometheus(md)
+        if provider is None:
+            return SloReading(error=NO_PROMETHEUS)
+        return read_slo(provider, md, now)
 
 
 def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> SloReading:
@@ -436,20 +440,21 @@ def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> Sl
     )
 
 
-def _namespace_terminating(error: ApiException) -> bool:
+def _error_body(error: ApiException) -> dict[str, Any]:
+    """The Status object the API server sent with an error ({} when unreadable)."""
     import json
 
     try:
-        details = json.loads(error.body or "{}").get("details") or {}
-    except (ValueError, AttributeError):
-        return False
+        body = json.loads(error.body or "{}")
+    except (ValueError, TypeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _namespace_terminating(error: ApiException) -> bool:
+    details = _error_body(error).get("details") or {}
     return any(c.get("reason") == "NamespaceTerminating" for c in details.get("causes") or [])
 
 
 def _api_message(error: ApiException) -> str:
-    import json
-
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.body)[:500]
-    except (ValueError, AttributeError):
-        return str(error.body)[:500]
+    return str(_error_body(error).get("message") or error.body)[:500]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kserve.models import V1beta1ARTExplainerSpec, V1beta1ExplainerSpec, V1beta1LoggerSpec
-from kubernetes.client import V1Container, V1ContainerPort, V1ResourceRequirements
+from kubernetes.client import V1Container, V1ContainerPort
 
 from rung.api.resource import ModelDeployment
 from rung.api.spec import Explainer, ModelSource, ResourceRequirements
@@ -23,6 +23,7 @@ from rung.api.status import Condition
 from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
 from rung.plan.events import Event
+from rung.plan.resources import resource_requirements
 
 ART_FORMATS = frozenset({"sklearn", "xgboost", "lightgbm", "pmml"})
 """Model formats whose models ART explains by default: classifiers on tabular inputs,
@@ -133,7 +134,7 @@ def explainer_component(md: ModelDeployment, model: ModelSource) -> V1beta1Expla
     choice = choose_explainer(md, model)
     if choice is None or choice.type is None or choice.mode != "component":
         return None
-    resources = _resources(choice.resources)
+    resources = resource_requirements(choice.resources)
     if choice.type == "art":
         return V1beta1ExplainerSpec(
             art=V1beta1ARTExplainerSpec(
@@ -186,7 +187,7 @@ def explainer_sidecars(
             else [
                 V1ContainerPort(name="explainer", container_port=SIDECAR_HTTP_PORT, protocol="TCP")
             ],
-            resources=_resources(choice.resources),
+            resources=resource_requirements(choice.resources),
         )
     ]
 
@@ -288,15 +289,3 @@ def _config_args(config: dict[str, str]) -> list[str]:
     for key in sorted(config):
         args += [f"--{key}", config[key]]
     return args
-
-
-def _resources(resources: ResourceRequirements | None) -> V1ResourceRequirements | None:
-    if resources is None:
-        return None
-    return V1ResourceRequirements(
-        requests=_quantities(resources.requests), limits=_quantities(resources.limits)
-    )
-
-
-def _quantities(values: dict[str, int | str] | None) -> dict[str, str] | None:
-    return None if values is None else {k: str(v) for k, v in values.items()}

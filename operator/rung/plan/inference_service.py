@@ -16,7 +16,7 @@ from kserve.models import (
     V1beta1ModelSpec,
     V1beta1PredictorSpec,
 )
-from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
+from kubernetes.client import V1ObjectMeta
 
 from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelSource
@@ -27,6 +27,7 @@ from rung.plan.explainability import (
     fingerprint,
     payload_logger,
 )
+from rung.plan.resources import resource_requirements
 
 ISVC_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
@@ -80,12 +81,7 @@ def build_predictor(
     explainer container (`isvc_name` is the model name the sidecar asks the model for).
     """
     serving = md.spec.serving
-    resources = None
-    if model.resources is not None:
-        resources = V1ResourceRequirements(
-            requests=_quantities(model.resources.requests),
-            limits=_quantities(model.resources.limits),
-        )
+    resources = resource_requirements(model.resources)
     return V1beta1PredictorSpec(
         name=name,
         labels={**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
@@ -162,10 +158,6 @@ def build_inference_service(
         # A canary predictor's container needs a name (the CRD requires it).
         entry["predictor"]["model"]["name"] = KSERVE_CONTAINER
     return manifest
-
-
-def _quantities(values: dict[str, int | str] | None) -> dict[str, str] | None:
-    return None if values is None else {k: str(v) for k, v in values.items()}
 
 
 def _snake(meta: dict[str, Any]) -> dict[str, Any]:

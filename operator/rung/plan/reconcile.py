@@ -50,6 +50,7 @@ from rung.plan.rollout import (
     analysis_due,
 )
 from rung.routers import LiveObjects, Router, Traffic, router_for
+from rung.routers.base import annotation
 
 __all__ = [
     "AnalysisQuery",
@@ -110,7 +111,6 @@ class Observation:
     """Analysis results by metric name (canary, stable), when analysis ran this pass."""
     analysis_error: str | None = None
     """Why analysis could not run, when it was due but the provider failed."""
-    default_prometheus_url: str | None = None
     retraining_readings: Mapping[int, TriggerReading] | None = None
     """Drift/decay readings by index in spec.retraining.triggers, when they were read."""
     run_outcomes: Mapping[str, RunOutcome] = field(default_factory=dict)
@@ -346,8 +346,8 @@ def _serving_ready(
     serving = {
         h
         for h in (
-            _annotation(isvc, MODEL_HASH_ANNOTATION),
-            _annotation(isvc, CANARY_HASH_ANNOTATION),
+            annotation(isvc, MODEL_HASH_ANNOTATION),
+            annotation(isvc, CANARY_HASH_ANNOTATION),
         )
         if h
     }
@@ -584,11 +584,6 @@ def _conditions(
             generation=gen,
         )
     return conditions
-
-
-def _annotation(obj: Mapping[str, Any] | None, key: str) -> str | None:
-    value = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(key)
-    return None if value is None else str(value)
 
 
 def _failure(isvc: Mapping[str, Any] | None) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
+from rung.plan.conditions import object_condition
 
 Obj = Mapping[str, Any]
 
@@ -78,10 +79,8 @@ class Router(Protocol):
 
 def condition_true(obj: Obj | None, type_: str) -> bool:
     """Whether `obj.status.conditions` has `type_` with status True."""
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return bool(cond.get("status") == "True")
-    return False
+    found = object_condition(obj, type_)
+    return found is not None and found.get("status") == "True"
 
 
 def annotation(obj: Obj | None, key: str) -> str | None:

@@ -239,6 +239,17 @@ def play_kserve_mark_ready(
     )
 
 
+def rung_cli(*args: str) -> str:
+    """Run the `rung` command line (as a user would) and return what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "rung", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+
+
 @dataclass
 class OperatorProcess:
     """`rung run` started as a subprocess (the way it runs in a Pod)."""

@@ -9,8 +9,6 @@ driver. The KServe controller's part is played by `KServeStandIn`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +19,6 @@ from typing import Any
 
 import pytest
 from integration_kit import (
-    ROOT,
     KServeStandIn,
     condition,
     create_md,
@@ -31,6 +28,7 @@ from integration_kit import (
     model_deployment,
     patch_md,
     run_operator,
+    rung_cli,
     wait_until,
     watch_md,
 )
@@ -366,22 +364,10 @@ def test_manual_gate_holds_until_approved(
         wait_until(lambda: operator.log().count(idle) >= seen + 3, "three idle resyncs")
         assert _phase(watch_md(kube_api, namespace, NAME, lambda o: True, "now")) == "Paused"
 
-        status = subprocess.run(
-            [sys.executable, "-m", "rung", "status", NAME, "-n", namespace],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        ).stdout
+        status = rung_cli("status", NAME, "-n", namespace)
         assert "phase:    Paused" in status
         assert "canary:   v2" in status
-        out = subprocess.run(
-            [sys.executable, "-m", "rung", "approve", NAME, "-n", namespace],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        ).stdout
+        out = rung_cli("approve", NAME, "-n", namespace)
         assert "approved v2" in out
 
         md = watch_md(

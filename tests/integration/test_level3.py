@@ -11,33 +11,30 @@ too: a pod that no node can take, and `activeDeadlineSeconds`, end in
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cloudevents.http import from_http
 from integration_kit import (
-    ROOT,
     KServeStandIn,
     condition,
     create_md,
     is_condition,
     model_deployment,
     patch_md,
+    rung_cli,
     wait_until,
     watch_md,
 )
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from testbed.loopback import LoopbackServer, QuietHandler
 from testbed.modelserver import free_port
 from testbed.prometheus import PrometheusServer, ScrapeTarget
 
@@ -311,13 +308,7 @@ def test_a_failed_job_is_reported_with_its_reason(
     assert "127.0.0.1:9" in ready["message"]
     assert _runs(md) == []
 
-    out = subprocess.run(
-        [sys.executable, "-m", "rung", "retrain", NAME, "-n", namespace],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    out = rung_cli("retrain", NAME, "-n", namespace)
     assert "retraining requested" in out
 
     md = _watch(
@@ -345,49 +336,27 @@ def test_a_failed_job_is_reported_with_its_reason(
         ],
         "a RetrainingFailed warning",
     )
-    status = subprocess.run(
-        [sys.executable, "-m", "rung", "status", NAME, "-n", namespace],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    status = rung_cli("status", NAME, "-n", namespace)
     assert f"{NAME}-retrain-1" in status
     assert "DeadlineExceeded" in status
 
 
-class CloudEventReceiver:
+class CloudEventReceiver(LoopbackServer):
     """An HTTP endpoint on 127.0.0.1 that accepts whatever is POSTed (202)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(202)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/retrain"
-
-    def __enter__(self) -> CloudEventReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, "/retrain")
 
 
 def test_webhook_pipeline_delivers_a_cloudevent(kube_api: client.ApiClient, namespace: str) -> None:

@@ -9,26 +9,23 @@ the KServe controller's part is played by `KServeStandIn`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cloudevents.http import from_http
 from integration_kit import (
-    ROOT,
     KServeStandIn,
     condition,
     create_md,
     get_isvc,
     model_deployment,
     patch_md,
+    rung_cli,
     wait_until,
     watch_md,
 )
@@ -37,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from test_level2 import NAME, _deploy_v1, _phase, _to_v2, bench, level2
 
 from rung.plan.explainability import ART_IMAGE, SIDECAR_CONTAINER
+from testbed.loopback import LoopbackServer, QuietHandler
 
 Obj = dict[str, Any]
 GOVERNANCE = {
@@ -83,8 +81,8 @@ class AuditSink:
 def audit_sink() -> Iterator[AuditSink]:
     sink = AuditSink()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
             data = self.rfile.read(int(self.headers.get("content-length") or 0))
             try:
                 event = from_http(dict(self.headers), data)
@@ -98,18 +96,9 @@ def audit_sink() -> Iterator[AuditSink]:
                 self.send_response(202)
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    sink.url = f"http://127.0.0.1:{server.server_address[1]}/events"
-    thread = threading.Thread(target=server.serve_forever, name="audit-sink", daemon=True)
-    thread.start()
-    try:
+    with LoopbackServer(Handler, "/events") as server:
+        sink.url = server.url
         yield sink
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -158,13 +147,7 @@ def isvc(api: client.ApiClient, namespace: str, name: str = NAME) -> Obj:
 
 
 def approve(namespace: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "rung", "approve", NAME, "-n", namespace],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    return rung_cli("approve", NAME, "-n", namespace)
 
 
 def held_at_the_gate(api: client.ApiClient, namespace: str, operator: Any) -> Obj:

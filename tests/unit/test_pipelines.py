@@ -8,10 +8,8 @@ KFP API server's v2beta1 runs endpoint (no KFP runs in the test environment).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -27,6 +25,7 @@ from rung.pipelines.job import JobLauncher, build_job, job_outcome
 from rung.pipelines.kfp import KubeflowPipelineLauncher, name_filter, run_body, run_outcome
 from rung.pipelines.webhook import WebhookLauncher, build_event
 from rung.plan.retraining import LaunchRequest, RunOutcome
+from testbed.loopback import LoopbackServer, QuietHandler
 
 from . import factories as f
 
@@ -364,14 +363,14 @@ class Received:
     body: bytes
 
 
-class Server:
+class Server(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 answering with `respond(received)`."""
 
     def __init__(self, respond: Any) -> None:
         self.received: list[Received] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 url = urlparse(self.path)
@@ -393,23 +392,7 @@ class Server:
 
             do_GET = do_POST = _handle  # noqa: N815
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 # --- webhook -----------------------------------------------------------------------

@@ -18,8 +18,8 @@ def _run(args: argparse.Namespace) -> int:
     from kubernetes import config as k8s_config
 
     from rung.audit import AuditingEvents
-    from rung.handlers import KopfEvents, build_registry
-    from rung.kube import Kube
+    from rung.handlers import build_registry
+    from rung.kube import Kube, KubeEvents
     from rung.reconciler import Reconciler
     from rung.settings import OperatorSettings
 
@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     api = k8s.ApiClient()
-    reconciler = Reconciler(Kube(api), settings, AuditingEvents(KopfEvents()))
+    reconciler = Reconciler(Kube(api), settings, AuditingEvents(KubeEvents(api)))
     registry = build_registry(reconciler, settings)
     if settings.metrics_port:
         from rung.observability import serve

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
-from rung.plan.reconcile import Event
 from rung.reconciler import Reconciler, TransientError
 from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)
-
-
-class KopfEvents:
-    """Posts decisions as Kubernetes Events through kopf's poster."""
-
-    def post(self, body: dict[str, Any], event: Event) -> None:
-        kopf.event(
-            kopf.Body(cast(kopf.RawBody, body)),
-            type=event.type,
-            reason=event.reason,
-            message=event.message,
-        )
 
 
 def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.OperatorRegistry:
@@ -70,28 +56,16 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     # Periodic resync without kopf timers: a timer would put a finalizer on every
     # ModelDeployment, leaving them undeletable whenever the operator is not running.
     # kopf's index keeps the list of objects in the watched namespaces for us.
-    posting: list[contextvars.Context] = []
-
     @kopf.index(GROUP, VERSION, PLURAL, id="model_deployments", registry=registry)
     def model_deployments(namespace: str | None, name: str | None, **_: Any) -> dict[Any, None]:
-        if not posting:
-            # kopf's Event poster is only set up inside its per-object tasks; keep that
-            # context so that resync passes (outside them) can post Events too.
-            posting.append(contextvars.copy_context())
         return {(namespace, name): None}
-
-    def run_posting(namespace: str, name: str) -> None:
-        if posting:
-            posting[0].copy().run(run, namespace, name)
-        else:
-            run(namespace, name)
 
     async def resync_forever(index: kopf.Index[Any, None]) -> None:
         while True:
             await asyncio.sleep(settings.resync_seconds)
             for namespace, name in list(index):
                 try:
-                    await asyncio.to_thread(run_posting, namespace, name)
+                    await asyncio.to_thread(run, namespace, name)
                 except kopf.TemporaryError as error:
                     log.warning("resync of %s/%s failed: %s", namespace, name, error)
                 except Exception:

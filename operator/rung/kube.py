@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from rung.plan.events import Event
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "rung"
@@ -52,6 +53,58 @@ def kind_of(manifest: dict[str, Any]) -> Kind:
 def is_transient(error: ApiException) -> bool:
     """Errors worth retrying: conflicts, throttling, server-side trouble."""
     return error.status in (409, 429) or (error.status or 0) >= 500 or error.status == 0
+
+
+class KubeEvents:
+    """Posts decisions as core/v1 Events on the ModelDeployment, from component `rung`.
+
+    Events are best effort, as in every controller: a failure is logged, never raised,
+    and the decision stays recorded in status.history.
+    """
+
+    def __init__(self, api_client: k8s.ApiClient, instance: str | None = None) -> None:
+        import socket
+
+        self.core = k8s.CoreV1Api(api_client)
+        self.instance = instance or socket.gethostname()
+
+    def post(self, body: dict[str, Any], event: Event) -> None:
+        from datetime import UTC, datetime
+
+        meta = body["metadata"]
+        now = datetime.now(UTC)
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": MODEL_DEPLOYMENT.api_version,
+                "kind": MODEL_DEPLOYMENT.kind,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], cast(Any, manifest))
+        except ApiException as error:
+            log.warning(
+                "Event %s for %s/%s not posted: %s %s",
+                event.reason,
+                meta["namespace"],
+                meta["name"],
+                error.status,
+                error.reason,
+            )
 
 
 class Kube:

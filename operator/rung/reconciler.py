@@ -29,6 +29,7 @@ from rung.ladder import Capability, capabilities
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import conditions as cond
+from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.events import parse_time
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
@@ -195,6 +196,7 @@ class Reconciler:
         )
         observation = Observation(
             md=md,
+            owned={kind.kind: objects for kind, objects in live.items()},
             now=now,
             inference_services=inference_services,
             http_routes=http_routes,
@@ -222,51 +224,18 @@ class Reconciler:
             outcome = RETRAINING_OUTCOMES.get(event.reason)
             if outcome and pipeline is not None:
                 result.retraining_runs.append((pipeline.type, outcome))
-        wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
-        try:
-            for planned in the_plan.desired:
-                manifest = with_applied_hash(planned)
-                kind = kind_of(manifest)
-                obj_name = manifest["metadata"]["name"]
-                wanted[kind].add(obj_name)
-                current = live[kind].get(obj_name)
-                if needs_apply(current, manifest):
-                    self.kube.apply(manifest)
-                    result.applied.append(f"{kind.kind}/{obj_name}")
-            for kind, objects in live.items():
-                for obj_name in objects:
-                    if obj_name not in wanted[kind]:
-                        self.kube.delete(kind, namespace, obj_name)
-                        result.deleted.append(f"{kind.kind}/{obj_name}")
-        except ApiException as error:
-            if error.status in (409, 429) or (error.status or 0) >= 500:
-                raise
-            if _namespace_terminating(error):
-                # The namespace is going away with everything in it: nothing to fix.
-                log.debug("%s/%s: namespace is terminating", namespace, name)
-                return result
-            message = f"{error.status} {error.reason}: {_api_message(error)}"
-            log.warning("applying for %s/%s failed: %s", namespace, name, message)
-            rollout_active = the_plan.status.canary is not None
-            failed = the_plan.status.model_copy(
-                update={
-                    # A rollout's phase is its state machine's: keep it.
-                    "phase": the_plan.status.phase if rollout_active else "Failed",
-                    "conditions": cond.set_condition(
-                        the_plan.status.conditions,
-                        cond.DEGRADED,
-                        "True",
-                        "ApplyFailed",
-                        message,
-                        now=timestamp(now),
-                        generation=md.generation,
-                    ),
-                }
+        failures = self._apply_plan(md, the_plan.desired, live, result)
+        if failures is None:
+            return result  # the namespace is being deleted with everything in it
+        if failures:
+            failed, failure_events = after_apply_failure(
+                the_plan.status, failures, md.generation, now
             )
             if failed.wire() != (body.get("status") or {}):
-                self.kube.replace_status(body, failed.wire())
+                log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
+                body = self.kube.replace_status(body, failed.wire())
                 result.status_written = True
-                the_plan.events.append(Event("ApplyFailed", message, "Warning"))
+                the_plan.events.extend(failure_events)
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events
@@ -282,6 +251,49 @@ class Reconciler:
                 [e.reason for e in the_plan.events],
             )
         return result
+
+    def _apply_plan(
+        self,
+        md: ModelDeployment,
+        desired: list[dict[str, Any]],
+        live: dict[Kind, dict[str, dict[str, Any]]],
+        result: ReconcileResult,
+    ) -> list[ApplyFailure] | None:
+        """Apply what differs, delete what is no longer wanted; return what was refused.
+
+        Every object is tried even after one fails, so that (say) an HTTPRoute taking
+        traffic off a refused canary is still applied. Conflicts and throttling are
+        raised (the pass is retried); every other error is returned, for
+        `after_apply_failure` to turn into status. None: the namespace is terminating.
+        """
+        wanted: dict[Kind, set[str]] = {kind: set() for kind in OWNED_KINDS}
+        failures: list[ApplyFailure] = []
+        for planned in desired:
+            manifest = with_applied_hash(planned)
+            kind = kind_of(manifest)
+            obj_name = manifest["metadata"]["name"]
+            wanted[kind].add(obj_name)
+            if not needs_apply(live[kind].get(obj_name), manifest):
+                continue
+            try:
+                self.kube.apply(manifest)
+            except ApiException as error:
+                if error.status in (409, 429):
+                    raise
+                if _namespace_terminating(error):
+                    log.debug("%s/%s: namespace is terminating", md.namespace, md.name)
+                    return None
+                failures.append(
+                    ApplyFailure(f"{kind.kind}/{obj_name}", error.status, _api_message(error))
+                )
+                continue
+            result.applied.append(f"{kind.kind}/{obj_name}")
+        for kind, objects in live.items():
+            for obj_name in objects:
+                if obj_name not in wanted[kind]:
+                    self.kube.delete(kind, md.namespace, obj_name)
+                    result.deleted.append(f"{kind.kind}/{obj_name}")
+        return failures
 
     def _owned(
         self, kind: Kind, md: ModelDeployment, features: ClusterFeatures

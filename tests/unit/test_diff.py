@@ -151,3 +151,46 @@ def test_drift_on_an_owned_field_needs_apply() -> None:
     live = with_applied_hash(_obj(a="1"))
     live["metadata"]["annotations"]["a"] = "edited"
     assert needs_apply(live, desired)
+
+
+@pytest.mark.parametrize(
+    ("live", "desired", "expected"),
+    [
+        ("Standard", "RawDeployment", True),
+        ("RawDeployment", "RawDeployment", True),
+        ("Knative", "Serverless", True),
+        ("Knative", "RawDeployment", False),
+        ("Standard", "Serverless", False),
+    ],
+    ids=["raw-is-standard", "raw-unchanged", "serverless-is-knative", "mode-changed", "wrong"],
+)
+def test_kserve_deployment_mode_aliases(live: str, desired: str, expected: bool) -> None:
+    """KServe's defaulting webhook rewrites the deprecated mode names (v0.15+)."""
+    key = "serving.kserve.io/deploymentMode"
+    live_obj = {"metadata": {"annotations": {key: live}}}
+    desired_obj = {"metadata": {"annotations": {key: desired}}}
+    assert covers(live_obj, desired_obj) is expected
+
+
+@pytest.mark.parametrize(
+    ("live", "desired", "expected"),
+    [
+        ("500m", "0.5", True),
+        ("1", "1000m", True),
+        ("1Gi", "1024Mi", True),
+        ("2", 2, True),
+        ("1Gi", "1G", False),
+        ("not-a-quantity", "not-a-quantity", True),
+        ("1", "2", False),
+    ],
+)
+def test_resource_quantities_compare_by_value(live: Any, desired: Any, expected: bool) -> None:
+    """Webhooks write quantities in canonical form; "500m" and "0.5" are the same CPU."""
+    for section in ("requests", "limits"):
+        live_obj = {"spec": {"model": {"resources": {section: {"cpu": live}}}}}
+        desired_obj = {"spec": {"model": {"resources": {section: {"cpu": desired}}}}}
+        assert covers(live_obj, desired_obj) is expected
+
+
+def test_quantity_rule_only_under_resources() -> None:
+    assert covers({"spec": {"limits": {"x": "1"}}}, {"spec": {"limits": {"x": "1000m"}}}) is False

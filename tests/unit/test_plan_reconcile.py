@@ -613,3 +613,27 @@ def test_unrelated_status_sections_are_carried_over() -> None:
 )
 def test_timestamp_is_rfc3339_utc_seconds(moment: datetime, text: str) -> None:
     assert timestamp(moment) == text
+
+
+def test_an_apply_failure_stays_degraded_until_the_objects_are_in_place() -> None:
+    """plan() keeps Degraded=ApplyFailed (and Failed) while the wanted objects differ from
+    the live ones, so a refusal repeated every pass changes status once."""
+    from rung.plan.apply_failure import ApplyFailure, after_apply_failure
+    from rung.plan.diff import with_applied_hash
+
+    first = run(f.md())
+    failed, _ = after_apply_failure(
+        first.status, [ApplyFailure("InferenceService/fraud", 400, "denied")], 1, f.NOW
+    )
+    md = after(failed)
+    again = plan(Observation(md=md, now=f.LATER, owned={}))
+    assert summary(again, "Degraded") == ("True", "ApplyFailed")
+    assert again.status.phase == "Failed"
+
+    live = {d["metadata"]["name"]: with_applied_hash(d) for d in again.desired}
+    live[f.NAME]["status"] = f.live_isvc()["status"]
+    done = plan(
+        Observation(md=md, now=f.LATER, inference_services=live, owned={"InferenceService": live})
+    )
+    assert summary(done, "Degraded") == ("False", "AsExpected")
+    assert done.status.phase == "Ready"

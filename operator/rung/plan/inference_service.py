@@ -74,19 +74,25 @@ def build_predictor(
     name: str | None = None,
     canary_traffic_percent: int | None = None,
     isvc_name: str | None = None,
+    fixed_replicas: bool = False,
 ) -> V1beta1PredictorSpec:
     """The predictor serving `model`, with the deployment's replicas and pod labels.
 
     At level 4 it also carries KServe's payload logger and, in sidecar mode, the
     explainer container (`isvc_name` is the model name the sidecar asks the model for).
+
+    `fixed_replicas` is for a RawDeployment canary entry: KServe's webhook refuses
+    autoscaling fields there and derives its replicas from the stable predictor's
+    `minReplicas` and the traffic percent (ceil(min * percent / 100)), taking them
+    out of stable's, so none are set.
     """
     serving = md.spec.serving
     resources = resource_requirements(model.resources)
     return V1beta1PredictorSpec(
         name=name,
         labels={**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
-        min_replicas=serving.min_replicas,
-        max_replicas=serving.max_replicas,
+        min_replicas=None if fixed_replicas else serving.min_replicas,
+        max_replicas=None if fixed_replicas else serving.max_replicas,
         canary_traffic_percent=canary_traffic_percent,
         logger=payload_logger(md),
         containers=explainer_sidecars(md, model, isvc_name or md.name),
@@ -125,7 +131,12 @@ def build_inference_service(
             V1beta1CanarySpec(
                 traffic_percent=canary.traffic_percent,
                 predictor=build_predictor(
-                    md, canary.model, role="canary", name=canary.name, isvc_name=name or md.name
+                    md,
+                    canary.model,
+                    role="canary",
+                    name=canary.name,
+                    isvc_name=name or md.name,
+                    fixed_replicas=True,
                 ),
             )
         ]

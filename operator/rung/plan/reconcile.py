@@ -25,6 +25,7 @@ from rung.api.status import (
 from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
 from rung.plan.analysis import Measurement, analysis_metrics, check, needs_stable, verdict
+from rung.plan.apply_failure import keep_apply_failure
 from rung.plan.events import Event, timestamp
 from rung.plan.explainability import governance_conditions
 from rung.plan.inference_service import (
@@ -115,6 +116,8 @@ class Observation:
     """Drift/decay readings by index in spec.retraining.triggers, when they were read."""
     run_outcomes: Mapping[str, RunOutcome] = field(default_factory=dict)
     """Outcomes of the active retraining runs, by run name, as their launcher reports."""
+    owned: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    """Every live owned object, by kind and name (to tell whether a failed apply is over)."""
 
     @property
     def live(self) -> LiveObjects:
@@ -266,6 +269,7 @@ def plan(obs: Observation) -> Plan:
                 canary=canary,
                 canary_weight=canary.weight if canary else 0,
                 promoting=rollout_phase == "Promoting",
+                rolling_back=rollout_phase == "RollingBack",
                 annotations=annotations,
             ),
         )
@@ -293,6 +297,9 @@ def plan(obs: Observation) -> Plan:
     events.extend(governance_events)
 
     conditions, slo = _monitoring_status(conditions, monitoring, obs, now)
+    apply_failed = keep_apply_failure(old.conditions, obs.owned, desired)
+    if apply_failed is not None:
+        conditions = [apply_failed if c.type == cond.DEGRADED else c for c in conditions]
 
     retraining = old.retraining
     launch = None
@@ -312,7 +319,8 @@ def plan(obs: Observation) -> Plan:
     if rollout_phase is not None:
         phase = rollout_phase
     else:
-        phase = "Failed" if failure else ("Ready" if is_ready else "Progressing")
+        failed = failure or apply_failed is not None
+        phase = "Failed" if failed else ("Ready" if is_ready else "Progressing")
     status = ModelDeploymentStatus(
         observed_generation=md.generation,
         level=spec.maturity.level,

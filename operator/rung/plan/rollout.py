@@ -143,7 +143,7 @@ def advance(
 
     if canary.hash != desired.hash:
         if desired.hash == state.stable.hash:
-            return _rollback(
+            return rollback(
                 state,
                 at,
                 "CanaryAborted",
@@ -180,7 +180,7 @@ def advance(
     # Progressing
     if not observed.canary_ready:
         if _since(canary.step_started_at or canary.started_at, now) > settings.deadline_seconds:
-            return _rollback(
+            return rollback(
                 state,
                 at,
                 "ProgressDeadlineExceeded",
@@ -195,7 +195,7 @@ def advance(
     if observed.verdict == "hold":
         held = replace(state, analysis=analysis)
         if _since(canary.step_started_at, now) > settings.deadline_seconds:
-            return _rollback(
+            return rollback(
                 held, at, "AnalysisNoData", "no metrics for the canary within progressDeadline"
             )
         return Decision(held)
@@ -213,7 +213,7 @@ def advance(
             "Warning",
         )
         if failures >= settings.failure_limit:
-            decision = _rollback(
+            decision = rollback(
                 failed, at, "FailureLimitReached", f"{failures} failed analysis runs: {summary}"
             )
             decision.events.insert(0, event)
@@ -326,9 +326,10 @@ def _promote(state: RolloutState, at: str, approved: bool) -> Decision:
     )
 
 
-def _rollback(
+def rollback(
     state: RolloutState, at: str, reason: str, message: str, warning: bool = True
 ) -> Decision:
+    """Take all traffic off the canary: RollingBack at weight 0, announced as `reason`."""
     assert state.canary is not None
     canary = state.canary.model_copy(update={"weight": 0})
     return Decision(

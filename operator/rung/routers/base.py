@@ -37,6 +37,8 @@ class Traffic:
     """Percent of requests for the canary."""
     promoting: bool = False
     """The canary passed: move it into the stable slot."""
+    rolling_back: bool = False
+    """The canary failed or was refused: take it out of the traffic path."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     """Extra annotations for every InferenceService (e.g. scrape annotations)."""
 

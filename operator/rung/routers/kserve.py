@@ -2,9 +2,11 @@
 
 - Serverless mode: `predictor.canaryTrafficPercent`; KServe keeps the previous
   revision as stable and routes the rest of the traffic there.
-- RawDeployment mode (KServe 0.20+): a `spec.canary` entry with its own predictor
-  name and `trafficPercent`; promotion retargets `predictor.name` to the canary's
-  name and drops the entry, so no pod restarts.
+- RawDeployment mode (KServe 0.20+, "Standard"): a `spec.canary` entry with its own
+  predictor name and `trafficPercent`; promotion retargets `predictor.name` to the
+  canary's name and drops the entry, so no pod restarts; rollback drops the entry.
+  The entry sets no replicas: KServe gives the canary ceil(stable minReplicas x
+  percent / 100) pods and takes them out of stable's (at least 1 stays).
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class KServeRouter:
                     canary_traffic_percent=percent,
                 )
             ]
-        if canary is None:
+        if canary is None or traffic.rolling_back:
+            # Rolling back drops the canary entry in one apply: KServe removes its
+            # Deployment and routes everything to stable, even if the entry itself was
+            # what the cluster refused.
             return [
                 build_inference_service(
                     md,

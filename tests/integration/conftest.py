@@ -6,7 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import NAMESPACE_PREFIX, OperatorProcess, install_crds, run_operator
+from integration_kit import (
+    NAMESPACE_PREFIX,
+    OperatorProcess,
+    install_crds,
+    kserve_webhook_url,
+    run_operator,
+)
 from kubernetes import client
 
 
@@ -23,8 +29,24 @@ def rung_crds(kube_api: client.ApiClient) -> None:
 
 
 @pytest.fixture(scope="session")
+def kserve_controller(kube_api: client.ApiClient) -> str:
+    """Proof that the real KServe controller's webhooks serve this cluster.
+
+    A server-side dry-run of an InferenceService comes back defaulted by KServe's
+    mutating webhook (the deprecated mode `RawDeployment` becomes `Standard`), which no
+    stand-in does. Returns the webhook's URL, printed in the test output.
+    """
+    url = kserve_webhook_url(kube_api)
+    print(f"KServe controller webhooks at {url}")
+    return url
+
+
+@pytest.fixture(scope="session")
 def operator(
-    kubeconfig: str, rung_crds: None, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: str,
+    rung_crds: None,
+    kserve_controller: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """One `rung run` for the whole session, watching every namespace, resyncing each second."""
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"

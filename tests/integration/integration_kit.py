@@ -239,6 +239,41 @@ def play_kserve_mark_ready(
     )
 
 
+def kserve_webhook_url(api: client.ApiClient) -> str:
+    """The URL of the real KServe controller's InferenceService defaulting webhook,
+    after checking that it answers: a dry-run InferenceService comes back with
+    `serving.kserve.io/deploymentMode: Standard` (KServe >= 0.15 normalises the
+    deprecated `RawDeployment`). Fails the session when KServe is not there."""
+    hooks = client.AdmissionregistrationV1Api(api).list_mutating_webhook_configuration().items
+    urls = [
+        h.client_config.url or f"service {h.client_config.service.name}"
+        for config in hooks
+        for h in config.webhooks or []
+        if "inferenceservice" in h.name
+    ]
+    assert urls, "no KServe InferenceService webhook is registered in this cluster"
+    probe = {
+        "apiVersion": "/".join(ISVC[:2]),
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "kserve-probe",
+            "namespace": "default",
+            "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"},
+        },
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://m/probe"}
+            }
+        },
+    }
+    stored = custom(api).create_namespaced_custom_object(
+        *ISVC[:2], "default", ISVC[2], probe, dry_run="All"
+    )
+    mode = stored["metadata"]["annotations"].get("serving.kserve.io/deploymentMode")
+    assert mode == "Standard", f"KServe's defaulting webhook did not answer (mode {mode!r})"
+    return str(urls[0])
+
+
 def rung_cli(*args: str) -> str:
     """Run the `rung` command line (as a user would) and return what it printed."""
     return subprocess.run(

@@ -159,10 +159,12 @@ def settle(router: str, **kwargs: Any) -> tuple[Cluster, Plan]:
     return cluster, settled
 
 
-def start(router: str, *, canary_ready: bool = True, **kwargs: Any) -> tuple[Cluster, Plan]:
-    """spec.model changed to v2 at T0: the canary starts; its objects are applied."""
+def start(
+    router: str, *, canary_ready: bool = True, model: dict[str, Any] = V2_FIELDS, **kwargs: Any
+) -> tuple[Cluster, Plan]:
+    """spec.model changed to v2 (or `model`) at T0: the canary starts; its objects are applied."""
     cluster, settled = settle(router, **kwargs)
-    started = plan(cluster.observe(after(settled, router, **kwargs), T0))
+    started = plan(cluster.observe(after(settled, router, model=model, **kwargs), T0))
     cluster.apply(started.desired, canary_ready=canary_ready)
     return cluster, started
 
@@ -575,16 +577,21 @@ def drive(
     rollout: dict[str, Any] | None = None,
     approve_at: datetime | None = None,
     passes: int = 40,
+    model: dict[str, Any] = V2_FIELDS,
 ) -> Rollout:
     """Run the operator's loop every 30s with a cooperative cluster until things settle."""
-    cluster, p = start(router, rollout=rollout)
+    cluster, p = start(router, rollout=rollout, model=model)
     seen = Rollout(reasons=[e.reason for e in p.events], last=p)
     now = T0
     for _ in range(passes):
         now += timedelta(seconds=30)
         approved = approve_at is not None and now >= approve_at
         md = after(
-            p, router, rollout=rollout, annotations={APPROVE_ANNOTATION: "v2"} if approved else None
+            p,
+            router,
+            rollout=rollout,
+            model=model,
+            annotations={APPROVE_ANNOTATION: "v2"} if approved else None,
         )
         due = analysis_queries(md, cluster.observe(md, now).live, now)
         p = plan(cluster.observe(md, now, measurements=measurements if due is not None else None))
@@ -622,6 +629,20 @@ def test_healthy_rollout_ends_ready_on_the_new_model(router: str) -> None:
     assert summary(run.last, "Ready")[:2] == ("True", "InferenceServiceReady")
     assert summary(run.last, "Progressing")[:2] == ("False", "Deployed")
     assert [h.event for h in status.history][-2:] == ["CanaryStarted", "Promoted"]
+
+
+def test_kserve_raw_promotes_a_same_uri_canary_in_place() -> None:
+    """KServe refuses a predictor rename without a new storageUri: a canary that changes
+    only resources is promoted into the stable predictor, which keeps its name."""
+    resources_only = {**V1_FIELDS, "version": "v2", "resources": {"requests": {"cpu": "2"}}}
+    run = drive("kserve-raw", HEALTHY, model=resources_only)
+    assert run.reasons[-2:] == ["Promoting", "Promoted"]
+    assert run.last is not None
+    assert run.last.status.stable is not None
+    assert run.last.status.stable.predictor_name is None
+    predictor = run.last.desired[0]["spec"]["predictor"]
+    assert "name" not in predictor or predictor["name"] is None
+    assert predictor["model"]["resources"]["requests"] == {"cpu": "2"}
 
 
 def test_kserve_raw_promotion_keeps_the_canary_predictor() -> None:

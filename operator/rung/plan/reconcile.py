@@ -434,6 +434,7 @@ def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> O
         canary_ready=router.canary_ready(md, canary, live),
         live_weight=router.canary_weight(md, live),
         promoted=router.promoted(md, canary, live),
+        promoted_in_place=router.promotes_in_place(md, state.stable, canary),
         verdict=result,
         checks=checks or (),
         approved_version=md.annotations.get(APPROVE_ANNOTATION),

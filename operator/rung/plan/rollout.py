@@ -60,6 +60,9 @@ class Observed:
     """Canary weight the cluster routes now (None: no canary route)."""
     promoted: bool = False
     """The canary's model serves from the stable slot."""
+    promoted_in_place: bool = False
+    """The router promotes by putting the canary's model into the stable predictor
+    (which keeps its name) rather than by renaming the canary's predictor stable."""
     verdict: Verdict | None = None
     """Set when analysis ran this pass."""
     checks: Sequence[CheckResult] = ()
@@ -155,8 +158,10 @@ def advance(
     if state.phase == "Promoting":
         if observed.promoted:
             stable = _ref(canary)
-            if canary.predictor_name is not None:
-                stable = stable.model_copy(update={"predictor_name": canary.predictor_name})
+            name = (
+                state.stable.predictor_name if observed.promoted_in_place else canary.predictor_name
+            )
+            stable = stable.model_copy(update={"predictor_name": name})
             done = RolloutState(stable=stable, canary=None, phase=None, analysis=state.analysis)
             return Decision(
                 done,

@@ -78,6 +78,11 @@ class Router(Protocol):
         """Workload names whose metrics belong to stable and canary."""
         ...
 
+    def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:
+        """Whether promotion puts the canary's model into the stable predictor, which keeps
+        its name (True), or makes the canary's predictor the stable one (False)."""
+        ...
+
 
 def condition_true(obj: Obj | None, type_: str) -> bool:
     """Whether `obj.status.conditions` has `type_` with status True."""

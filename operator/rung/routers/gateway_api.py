@@ -111,6 +111,9 @@ class GatewayApiRouter:
             isvc, "Ready"
         )
 
+    def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:
+        return True  # the stable InferenceService takes the canary's model
+
     def targets(
         self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects
     ) -> Targets:

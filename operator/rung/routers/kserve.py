@@ -67,9 +67,13 @@ class KServeRouter:
         assert canary.model is not None
         name = canary_predictor_name(canary)
         if traffic.promoting:
+            in_place = self.promotes_in_place(md, stable, canary)
             return [
                 build_inference_service(
-                    md, canary.model, extra_annotations=annotations, predictor_name=name
+                    md,
+                    canary.model,
+                    extra_annotations=annotations,
+                    predictor_name=stable.predictor_name if in_place else name,
                 )
             ]
         return [
@@ -126,6 +130,15 @@ class KServeRouter:
             and not still_split
             and condition_true(isvc, "Ready")
         )
+
+    def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:
+        """RawDeployment promotes by renaming the stable predictor to the canary's, so no
+        pod restarts; KServe's webhook allows a rename only with a new storageUri, so a
+        canary that changes other fields (resources, runtime) is promoted in place.
+        Serverless always promotes in place (KServe keeps the revisions)."""
+        if md.spec.serving.deployment_mode == "Serverless":
+            return True
+        return canary.storage_uri == stable.storage_uri
 
     def targets(
         self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects

@@ -1,9 +1,9 @@
 """`make demo`: Rung's level-0 flow on the local control plane (or $KUBECONFIG).
 
 Brings the cluster up when none is named, installs the CRD, starts the operator,
-applies examples/level-0.yaml and shows `kubectl get md` reaching Ready. The local
-control plane runs no KServe controller, so the demo plays KServe's part by marking
-the InferenceService ready through its status subresource, and says so. Ctrl-C (or
+applies examples/level-0.yaml and shows `kubectl get md` reaching Ready: the real
+KServe controller (running in the local control plane) creates the predictor
+Deployment and makes the InferenceService Ready; kwok runs its pod. Ctrl-C (or
 --once, after Ready) tears everything down.
 """
 
@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from integration_kit import (  # noqa: E402
     get_isvc,
     install_crds,
-    play_kserve_mark_ready,
     run_operator,
     wait_until,
 )
@@ -74,11 +73,17 @@ def main() -> int:
             wait_until(lambda: get_isvc(api, "default", "iris"), "the InferenceService")
             kubectl("get", "inferenceservice", "iris", "-n", "default")
             kubectl("get", "md", "iris", "-n", "default")
-            say(
-                "no KServe controller runs here: the demo plays its part and marks the"
-                " InferenceService ready through its status subresource"
+            say("the KServe controller reconciles it: predictor Deployment, Service, readiness")
+            kubectl("wait", "isvc/iris", "-n", "default", "--for=condition=Ready", "--timeout=60s")
+            kubectl(
+                "get",
+                "deployment,pods",
+                "-n",
+                "default",
+                "-l",
+                "serving.kserve.io/inferenceservice=iris",
             )
-            play_kserve_mark_ready(api, "default", "iris")
+            kubectl("get", "inferenceservice", "iris", "-n", "default")
             kubectl("wait", "md/iris", "-n", "default", "--for=condition=Ready", "--timeout=60s")
             kubectl("get", "md", "-n", "default", "-o", "wide")
             kubectl("describe", "md", "iris", "-n", "default")

@@ -1,7 +1,7 @@
 """Benchmark: how fast and how heavy the operator is, measured (never asserted).
 
 Runs on the local control plane (or $KUBECONFIG): creates N level-0 ModelDeployments
-in a fresh namespace, lets the KServe stand-in mark their InferenceServices ready,
+in a fresh namespace, lets the real KServe controller make their InferenceServices ready,
 and measures
   - time from creating the N objects until all are Ready,
   - the operator's reconcile duration (its own histogram on /metrics),
@@ -31,7 +31,6 @@ sys.path[:0] = [str(ROOT / "e2e"), str(ROOT / "tests" / "integration"), str(ROOT
 
 import httpx  # noqa: E402
 from integration_kit import (  # noqa: E402
-    KServeStandIn,
     create_md,
     install_crds,
     model_deployment,
@@ -113,20 +112,17 @@ def main() -> int:
     log = OUT / ".operator.log"
     results: dict[str, object] = {}
     try:
-        with (
-            run_operator(
-                kubeconfig,
-                log,
-                "--resync-seconds",
-                "5",
-                "--verbose",
-                "--metrics-port",
-                str(port),
-                "-n",
-                namespace,
-            ) as op,
-            KServeStandIn(api, namespace),
-        ):
+        with run_operator(
+            kubeconfig,
+            log,
+            "--resync-seconds",
+            "5",
+            "--verbose",
+            "--metrics-port",
+            str(port),
+            "-n",
+            namespace,
+        ) as op:
             metrics_url = f"http://127.0.0.1:{port}/metrics"
             wait_until(lambda: httpx.get(metrics_url).status_code == 200, "metrics")
             start = time.monotonic()

@@ -1,8 +1,9 @@
 """Helpers for integration tests on a real API server: apply, watch, run the operator.
 
-Names say when a helper plays a part that a missing component would play in a real
-cluster (for example `play_kserve_mark_ready`, standing in for the KServe
-controller, which does not run in the local control plane).
+The real KServe controller runs in the local control plane and reconciles every
+InferenceService. Names say when a helper plays a part that a missing component would
+play in a real cluster (for example `play_kubelet_pods_not_ready`: kwok, which plays
+the kubelet, never makes a pod unready by itself).
 """
 
 from __future__ import annotations
@@ -201,42 +202,64 @@ def get_isvc(api: client.ApiClient, namespace: str, name: str) -> Obj | None:
         raise
 
 
-def play_kserve_mark_ready(
-    api: client.ApiClient, namespace: str, name: str, ready: bool = True, reason: str = ""
-) -> None:
-    """Stand in for the KServe controller: write the InferenceService's readiness.
+def play_kubelet_pods_not_ready(
+    api: client.ApiClient,
+    namespace: str,
+    isvc: str,
+    message: str = "container exited with code 1",
+) -> int:
+    """Stand in for a kubelet whose model-server container crashed: mark the
+    InferenceService's predictor pods not ready, their containers terminated with
+    `message` (what a real container writes to its termination log).
 
-    The local control plane runs no KServe controller, so a test writes through the
-    status subresource what KServe would report for a (not) ready predictor.
+    kwok plays the kubelet here and only ever makes pods ready, so a test writes, through
+    the pods' status subresource, what a kubelet reports; the Deployment controller and
+    the real KServe controller take it from there (KServe turns the message into
+    `modelStatus.lastFailureInfo`). Returns the number of pods changed.
     """
+    core = client.CoreV1Api(api)
+    pods = core.list_namespaced_pod(
+        namespace, label_selector=f"serving.kserve.io/inferenceservice={isvc}"
+    ).items
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    status = "True" if ready else "False"
-    conds = [
-        {
-            "type": t,
-            "status": status,
-            "lastTransitionTime": now,
-            **({"reason": reason or "PredictorNotReady"} if not ready else {}),
-        }
-        for t in ("PredictorReady", "IngressReady", "Ready")
-    ]
-    body = {
-        "status": {
-            "conditions": conds,
-            "url": f"http://{name}.{namespace}.example.com",
-            "observedGeneration": (get_isvc(api, namespace, name) or {})
-            .get("metadata", {})
-            .get("generation", 1),
-        }
+    terminated = {
+        "reason": "Error",
+        "exitCode": 1,
+        "message": message,
+        "startedAt": now,
+        "finishedAt": now,
     }
-    custom(api).patch_namespaced_custom_object_status(
-        *ISVC[:2],
-        namespace,
-        ISVC[2],
-        name,
-        body,
-        _content_type="application/merge-patch+json",
-    )
+    for pod in pods:
+        core.patch_namespaced_pod_status(
+            pod.metadata.name,
+            namespace,
+            {
+                "status": {
+                    "conditions": [
+                        {
+                            "type": kind,
+                            "status": "False",
+                            "lastTransitionTime": now,
+                            "reason": "ContainersNotReady",
+                        }
+                        for kind in ("Ready", "ContainersReady")
+                    ],
+                    "containerStatuses": [
+                        {
+                            "name": container.name,
+                            "image": container.image or "",
+                            "imageID": "",
+                            "ready": False,
+                            "restartCount": 1,
+                            "state": {"terminated": terminated},
+                            "lastState": {"terminated": terminated},
+                        }
+                        for container in pod.spec.containers
+                    ],
+                }
+            },
+        )
+    return len(pods)
 
 
 def kserve_webhook_url(api: client.ApiClient) -> str:
@@ -379,97 +402,3 @@ def _raw_metrics(api: client.ApiClient) -> str:
         headers["authorization"] = config.api_key["authorization"]
     response = http.request("GET", f"{config.host}/metrics", headers=headers)
     return str(response.data.decode())
-
-
-class KServeStandIn:
-    """Plays the KServe controller for one namespace, in a background thread.
-
-    The local control plane runs no KServe controller, so this marks every
-    InferenceService ready (conditions, url, observedGeneration) and reports each
-    `spec.canary` entry in `status.canaryStatuses` as ready with the traffic percent
-    the spec asks for, the way KServe's RawDeployment canary does. Names listed in
-    `never_ready` (InferenceService names or canary predictor names) stay not ready.
-    """
-
-    def __init__(
-        self, api: client.ApiClient, namespace: str, never_ready: set[str] | None = None
-    ) -> None:
-        import threading
-
-        self.api = api
-        self.namespace = namespace
-        self.never_ready = set(never_ready or ())
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kserve-stand-in", daemon=True)
-
-    def __enter__(self) -> KServeStandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _desired_status(self, isvc: Obj) -> Obj:
-        name = isvc["metadata"]["name"]
-        ready = name not in self.never_ready
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        state = "True" if ready else "False"
-        canaries = []
-        for entry in isvc.get("spec", {}).get("canary") or []:
-            cname = entry["predictor"]["name"]
-            canaries.append(
-                {
-                    "name": cname,
-                    "ready": cname not in self.never_ready,
-                    "trafficPercent": entry.get("trafficPercent", 0),
-                }
-            )
-        status: Obj = {
-            "conditions": [
-                {
-                    "type": t,
-                    "status": state,
-                    "lastTransitionTime": now,
-                    **({} if ready else {"reason": "PredictorNotReady"}),
-                }
-                for t in ("PredictorReady", "IngressReady", "Ready")
-            ],
-            "url": f"http://{name}.{self.namespace}.example.com",
-            "observedGeneration": isvc["metadata"].get("generation", 1),
-        }
-        if canaries:
-            status["canaryStatuses"] = canaries
-        return status
-
-    def _needs_update(self, isvc: Obj, desired: Obj) -> bool:
-        current = isvc.get("status") or {}
-        if current.get("observedGeneration") != desired["observedGeneration"]:
-            return True
-        if (current.get("canaryStatuses") or []) != (desired.get("canaryStatuses") or []):
-            return True
-        ready = {c["type"]: c["status"] for c in current.get("conditions") or []}.get("Ready")
-        return ready != desired["conditions"][-1]["status"]
-
-    def _run(self) -> None:
-        api = custom(self.api)
-        while not self._stop.is_set():
-            try:
-                items = api.list_namespaced_custom_object(*ISVC[:2], self.namespace, ISVC[2])[
-                    "items"
-                ]
-                for isvc in items:
-                    desired = self._desired_status(isvc)
-                    if self._needs_update(isvc, desired):
-                        api.patch_namespaced_custom_object_status(
-                            *ISVC[:2],
-                            self.namespace,
-                            ISVC[2],
-                            isvc["metadata"]["name"],
-                            {"status": desired},
-                            _content_type="application/merge-patch+json",
-                        )
-            except ApiException as error:
-                if error.status not in (404, 409):
-                    raise
-            self._stop.wait(0.3)

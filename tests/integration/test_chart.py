@@ -24,7 +24,6 @@ import pytest
 import yaml
 from integration_kit import (
     GROUP,
-    ISVC,
     PLURAL,
     VERSION,
     OperatorProcess,
@@ -34,7 +33,7 @@ from integration_kit import (
     is_condition,
     model_deployment,
     patch_md,
-    play_kserve_mark_ready,
+    play_kubelet_pods_not_ready,
     run_operator,
     wait_until,
     watch_md,
@@ -412,30 +411,6 @@ def phase(obj: Obj) -> str | None:
     return (obj.get("status") or {}).get("phase")
 
 
-def play_kserve_model_load_failed(
-    api: client.ApiClient, namespace: str, name: str, message: str
-) -> None:
-    """Stand in for the KServe controller: report that the predictor's model failed to
-    load (Ready False, modelStatus BlockedByFailedLoad with the failure's message)."""
-    play_kserve_mark_ready(api, namespace, name, ready=False, reason="ModelLoadFailed")
-    custom(api).patch_namespaced_custom_object_status(
-        *ISVC[:2],
-        namespace,
-        ISVC[2],
-        name,
-        {
-            "status": {
-                "modelStatus": {
-                    "transitionStatus": "BlockedByFailedLoad",
-                    "states": {"activeModelState": "FailedToLoad"},
-                    "lastFailureInfo": {"reason": "ModelLoadFailed", "message": message},
-                }
-            }
-        },
-        _content_type="application/merge-patch+json",
-    )
-
-
 def test_chart_lints_clean(helm: Path) -> None:
     result = subprocess.run(
         [str(helm), "lint", "--strict", str(CHART), "--set", "admissionPolicy.enabled=true"],
@@ -456,7 +431,6 @@ def test_level0_flow_completes_under_the_chart_rbac(
 
     isvc = wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
     assert isvc["metadata"]["ownerReferences"][0]["uid"] == md["metadata"]["uid"]
-    play_kserve_mark_ready(kube_api, namespace, "iris")
     ready = watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Ready", "phase Ready")
 
     assert is_condition(ready, "Ready", "True")
@@ -506,7 +480,6 @@ def test_level2_canary_gets_its_route_and_canary_under_the_chart_rbac(
         ),
     )
     wait_until(lambda: get_isvc(kube_api, namespace, "fraud"), "stable InferenceService")
-    play_kserve_mark_ready(kube_api, namespace, "fraud")
     watch_md(kube_api, namespace, "fraud", lambda o: phase(o) == "Ready", "v1 Ready")
 
     patch_md(
@@ -878,7 +851,6 @@ def test_namespaced_mode_with_peering_serves_its_namespace_only(
         with chart_operator_for(release, tmp_path / "operator.log", "--resync-seconds", "1") as op:
             create_md(kube_api, model_deployment("iris", namespace))
             wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
-            play_kserve_mark_ready(kube_api, namespace, "iris")
             watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Ready", "phase Ready")
             peering = wait_until(
                 lambda: (
@@ -1165,9 +1137,8 @@ def test_argocd_health_of_live_model_deployments(
         lambda o: phase(o) == "Progressing" and o["status"].get("observedGeneration") == 1,
         "phase Progressing",
     )
-    play_kserve_mark_ready(kube_api, namespace, "iris")
     ready = watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Ready", "phase Ready")
-    play_kserve_model_load_failed(
+    play_kubelet_pods_not_ready(
         kube_api, namespace, "iris", "failed to load model: unpickling error in model.joblib"
     )
     failed = watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Failed", "phase Failed")

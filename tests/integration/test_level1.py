@@ -13,7 +13,6 @@ from integration_kit import (
     is_condition,
     model_deployment,
     patch_md,
-    play_kserve_mark_ready,
     wait_until,
     watch_md,
 )
@@ -87,7 +86,6 @@ def test_measured_slo_appears_in_status(
 ) -> None:
     create_md(kube_api, _level1(namespace, observed.url))
     wait_until(lambda: get_isvc(kube_api, namespace, "fraud"), "InferenceService")
-    play_kserve_mark_ready(kube_api, namespace, "fraud")
 
     md = watch_md(
         kube_api,

@@ -6,7 +6,7 @@ and scraped by a real Prometheus. Retraining Jobs are created in the real API
 server; the real Job controller and kwok's simulated node run them (kwok's default
 stages complete every Job pod). A failing run comes from the real Job controller
 too: a pod that no node can take, and `activeDeadlineSeconds`, end in
-`DeadlineExceeded`. The KServe controller's part is played by `KServeStandIn`.
+`DeadlineExceeded`. The real KServe controller reconciles the InferenceServices.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from cloudevents.http import from_http
 from integration_kit import (
-    KServeStandIn,
     condition,
     create_md,
     is_condition,
@@ -181,113 +180,110 @@ def test_drift_launches_one_job_then_cooldown_holds_and_a_new_model_starts_a_can
     kube_api: client.ApiClient, namespace: str, drift: Drift
 ) -> None:
     pipeline = {"type": "job", "job": {"template": JOB_TEMPLATE}}
-    with KServeStandIn(kube_api, namespace):
-        create_md(kube_api, level3(namespace, drift.prometheus.url, pipeline))
-        md = _watch(
-            kube_api,
-            namespace,
-            lambda o: _trigger(o).get("value") == 0.05,
-            "the drift trigger evaluated below its threshold",
-        )
-        assert is_condition(md, "RetrainingReady", "True")
-        _passes(kube_api, namespace, 3)
-        assert _jobs(kube_api, namespace) == []
+    create_md(kube_api, level3(namespace, drift.prometheus.url, pipeline))
+    md = _watch(
+        kube_api,
+        namespace,
+        lambda o: _trigger(o).get("value") == 0.05,
+        "the drift trigger evaluated below its threshold",
+    )
+    assert is_condition(md, "RetrainingReady", "True")
+    _passes(kube_api, namespace, 3)
+    assert _jobs(kube_api, namespace) == []
 
-        # Drift crosses the threshold: after `for` (2s), exactly one Job.
-        drift.set(0.9)
-        md = _watch(kube_api, namespace, lambda o: bool(_runs(o)), "a retraining run")
-        (run,) = _runs(md)
-        assert run["name"] == f"{NAME}-retrain-1"
-        assert run["trigger"] == "drift"
-        assert run["reason"] == "drift: 0.9 above 0.3 for 2s"
-        assert (run["version"], run["storageUri"]) == ("v1", f"s3://models/{NAME}/v1")
-        crossed = _time(_trigger(md)["since"])
-        assert (_time(run["startedAt"]) - crossed).total_seconds() >= 2
-        wait_until(lambda: _jobs(kube_api, namespace), "the retraining Job")
-        (job,) = _jobs(kube_api, namespace)
-        assert job.metadata.name == f"{NAME}-retrain-1"
-        assert job.metadata.labels["rung.dev/model-deployment"] == NAME
-        assert job.metadata.labels["app.kubernetes.io/managed-by"] == "rung"
-        (owner,) = job.metadata.owner_references
-        assert (owner.kind, owner.name, owner.uid) == (
-            "ModelDeployment",
-            NAME,
-            md["metadata"]["uid"],
-        )
-        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
-        assert env == {
-            "RUNG_MODEL_DEPLOYMENT": NAME,
-            "RUNG_NAMESPACE": namespace,
-            "RUNG_MODEL_VERSION": "v1",
-            "RUNG_STORAGE_URI": f"s3://models/{NAME}/v1",
-            "RUNG_TRIGGER_REASON": "drift: 0.9 above 0.3 for 2s",
-            "RUNG_TRIGGER": "drift",
-            "RUNG_RUN": f"{NAME}-retrain-1",
-        }
+    # Drift crosses the threshold: after `for` (2s), exactly one Job.
+    drift.set(0.9)
+    md = _watch(kube_api, namespace, lambda o: bool(_runs(o)), "a retraining run")
+    (run,) = _runs(md)
+    assert run["name"] == f"{NAME}-retrain-1"
+    assert run["trigger"] == "drift"
+    assert run["reason"] == "drift: 0.9 above 0.3 for 2s"
+    assert (run["version"], run["storageUri"]) == ("v1", f"s3://models/{NAME}/v1")
+    crossed = _time(_trigger(md)["since"])
+    assert (_time(run["startedAt"]) - crossed).total_seconds() >= 2
+    wait_until(lambda: _jobs(kube_api, namespace), "the retraining Job")
+    (job,) = _jobs(kube_api, namespace)
+    assert job.metadata.name == f"{NAME}-retrain-1"
+    assert job.metadata.labels["rung.dev/model-deployment"] == NAME
+    assert job.metadata.labels["app.kubernetes.io/managed-by"] == "rung"
+    (owner,) = job.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == (
+        "ModelDeployment",
+        NAME,
+        md["metadata"]["uid"],
+    )
+    env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+    assert env == {
+        "RUNG_MODEL_DEPLOYMENT": NAME,
+        "RUNG_NAMESPACE": namespace,
+        "RUNG_MODEL_VERSION": "v1",
+        "RUNG_STORAGE_URI": f"s3://models/{NAME}/v1",
+        "RUNG_TRIGGER_REASON": "drift: 0.9 above 0.3 for 2s",
+        "RUNG_TRIGGER": "drift",
+        "RUNG_RUN": f"{NAME}-retrain-1",
+    }
 
-        # kwok's node runs the pod to completion; the Job controller marks it Complete.
-        md = _watch(
-            kube_api,
-            namespace,
-            lambda o: _runs(o)[0]["outcome"] != "Running",
-            "the run's outcome",
-            timeout=90,
-        )
-        (run,) = _runs(md)
-        assert run["outcome"] == "Succeeded", run
-        assert run["message"] == f"Job {NAME}-retrain-1 completed (1 succeeded)"
-        events = [h["event"] for h in md["status"]["history"]]
-        assert events[-2:] == ["Retrained", "RetrainingSucceeded"]
-        wait_until(
-            lambda: (
-                {"RetrainingStarted", "RetrainingSucceeded"} <= set(_reasons(kube_api, namespace))
-            ),
-            "RetrainingStarted and RetrainingSucceeded events",
-        )
+    # kwok's node runs the pod to completion; the Job controller marks it Complete.
+    md = _watch(
+        kube_api,
+        namespace,
+        lambda o: _runs(o)[0]["outcome"] != "Running",
+        "the run's outcome",
+        timeout=90,
+    )
+    (run,) = _runs(md)
+    assert run["outcome"] == "Succeeded", run
+    assert run["message"] == f"Job {NAME}-retrain-1 completed (1 succeeded)"
+    events = [h["event"] for h in md["status"]["history"]]
+    assert events[-2:] == ["Retrained", "RetrainingSucceeded"]
+    wait_until(
+        lambda: {"RetrainingStarted", "RetrainingSucceeded"} <= set(_reasons(kube_api, namespace)),
+        "RetrainingStarted and RetrainingSucceeded events",
+    )
 
-        # Cooldown (1h): drift stays high, no second run.
-        md = _passes(kube_api, namespace, 5)
-        assert len(_jobs(kube_api, namespace)) == 1
-        retraining = _retraining(md)
-        assert retraining["runsStarted"] == 1
-        assert len(retraining["runs"]) == 1
-        started = _time(retraining["lastTriggeredAt"])
-        assert (_time(retraining["nextAllowedAt"]) - started).total_seconds() == 3600
-        assert _trigger(md)["blockedBy"].startswith(f"cooldown 1h after {NAME}-retrain-1")
+    # Cooldown (1h): drift stays high, no second run.
+    md = _passes(kube_api, namespace, 5)
+    assert len(_jobs(kube_api, namespace)) == 1
+    retraining = _retraining(md)
+    assert retraining["runsStarted"] == 1
+    assert len(retraining["runs"]) == 1
+    started = _time(retraining["lastTriggeredAt"])
+    assert (_time(retraining["nextAllowedAt"]) - started).total_seconds() == 3600
+    assert _trigger(md)["blockedBy"].startswith(f"cooldown 1h after {NAME}-retrain-1")
 
-        # A new crossing during the cooldown is announced once, however long it lasts.
-        drift.set(0.1)
-        _watch(kube_api, namespace, lambda o: not _trigger(o).get("firing"), "drift cleared")
-        drift.set(0.8)
-        _watch(
-            kube_api,
-            namespace,
-            lambda o: bool(_trigger(o).get("blockedBy")) and _trigger(o).get("value") == 0.8,
-            "drift blocked by the cooldown",
-        )
-        _passes(kube_api, namespace, 5)
-        blocked = [e for e in _events(kube_api, namespace) if e.reason == "RetrainingBlocked"]
-        assert len(blocked) == 1
-        assert (blocked[0].count or 1) == 1
-        assert "cooldown 1h" in blocked[0].message
-        assert len(_jobs(kube_api, namespace)) == 1
+    # A new crossing during the cooldown is announced once, however long it lasts.
+    drift.set(0.1)
+    _watch(kube_api, namespace, lambda o: not _trigger(o).get("firing"), "drift cleared")
+    drift.set(0.8)
+    _watch(
+        kube_api,
+        namespace,
+        lambda o: bool(_trigger(o).get("blockedBy")) and _trigger(o).get("value") == 0.8,
+        "drift blocked by the cooldown",
+    )
+    _passes(kube_api, namespace, 5)
+    blocked = [e for e in _events(kube_api, namespace) if e.reason == "RetrainingBlocked"]
+    assert len(blocked) == 1
+    assert (blocked[0].count or 1) == 1
+    assert "cooldown 1h" in blocked[0].message
+    assert len(_jobs(kube_api, namespace)) == 1
 
-        # The pipeline hands its model back by patching spec.model: a canary starts.
-        patch_md(
-            kube_api,
-            namespace,
-            NAME,
-            {"spec": {"model": {"storageUri": f"s3://models/{NAME}/v2", "version": "v2"}}},
-        )
-        md = _watch(
-            kube_api,
-            namespace,
-            lambda o: ((o.get("status") or {}).get("canary") or {}).get("version") == "v2",
-            "a canary of the retrained model",
-        )
-        assert md["status"]["phase"] == "Progressing"
-        assert md["status"]["stable"]["version"] == "v1"
-        assert "CanaryStarted" in [h["event"] for h in md["status"]["history"]]
+    # The pipeline hands its model back by patching spec.model: a canary starts.
+    patch_md(
+        kube_api,
+        namespace,
+        NAME,
+        {"spec": {"model": {"storageUri": f"s3://models/{NAME}/v2", "version": "v2"}}},
+    )
+    md = _watch(
+        kube_api,
+        namespace,
+        lambda o: ((o.get("status") or {}).get("canary") or {}).get("version") == "v2",
+        "a canary of the retrained model",
+    )
+    assert md["status"]["phase"] == "Progressing"
+    assert md["status"]["stable"]["version"] == "v1"
+    assert "CanaryStarted" in [h["event"] for h in md["status"]["history"]]
 
 
 def test_a_failed_job_is_reported_with_its_reason(

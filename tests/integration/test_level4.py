@@ -4,7 +4,7 @@ approval gate, ownership metadata at admission, and the decision trail in an aud
 The audit sink is an HTTP server on 127.0.0.1 started by the test; it parses every
 request with `cloudevents.http.from_http`, so a malformed CloudEvent fails the test.
 Rollouts run on the level-2 bench (real Prometheus scraping real KServe model servers);
-the KServe controller's part is played by `KServeStandIn`.
+the real KServe controller reconciles the InferenceServices.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from cloudevents.http import from_http
 from integration_kit import (
-    KServeStandIn,
     condition,
     create_md,
     get_isvc,
@@ -238,7 +237,6 @@ def test_gateway_api_rollout_is_explained_audited_and_held_for_approval(
     with (
         audit_sink() as sink,
         bench(tmp_path, kube_api, namespace, "gateway-api") as b,
-        KServeStandIn(kube_api, namespace),
     ):
         body = level4(namespace, b.prometheus.url, "gateway-api", sink.url)
         _deploy_v1(kube_api, namespace, body)
@@ -316,7 +314,6 @@ def test_kserve_canary_with_explainer_sidecar_waits_for_approval(
     with (
         audit_sink() as sink,
         bench(tmp_path, kube_api, namespace, "kserve") as b,
-        KServeStandIn(kube_api, namespace),
     ):
         body = level4(
             namespace, b.prometheus.url, "kserve", sink.url, explainer={"mode": "sidecar"}
@@ -366,7 +363,7 @@ def test_kserve_canary_with_explainer_sidecar_waits_for_approval(
 
 @pytest.mark.usefixtures("operator")
 def test_llm_gets_no_explainer_and_says_why(kube_api: client.ApiClient, namespace: str) -> None:
-    with audit_sink() as sink, KServeStandIn(kube_api, namespace):
+    with audit_sink() as sink:
         create_md(
             kube_api,
             plain_level4(
@@ -412,33 +409,31 @@ def test_unreachable_audit_sink_never_blocks_reconciling(
     kube_api: client.ApiClient, namespace: str, operator: Any
 ) -> None:
     dead = "http://127.0.0.1:9/events"  # the discard port: connection refused
-    with KServeStandIn(kube_api, namespace):
-        create_md(kube_api, plain_level4(namespace, dead))
-        md = watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "Ready")
-        assert condition(md, "AuditLogging")["status"] == "True"  # type: ignore[index]
-        wait_until(
-            lambda: (
-                f"audit: Deploying on {namespace}/{NAME} could not be sent to {dead}"
-                in operator.log()
-            ),
-            "the failed delivery logged",
-        )
-        # and the operator keeps reconciling: a model change still goes through
-        patch_md(kube_api, namespace, NAME, {"spec": {"maturity": {"level": 1}}})
-        watch_md(
-            kube_api,
-            namespace,
-            NAME,
-            lambda o: (o.get("status") or {}).get("level") == 1,
-            "level 1 in status",
-        )
+    create_md(kube_api, plain_level4(namespace, dead))
+    md = watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "Ready")
+    assert condition(md, "AuditLogging")["status"] == "True"  # type: ignore[index]
+    wait_until(
+        lambda: (
+            f"audit: Deploying on {namespace}/{NAME} could not be sent to {dead}" in operator.log()
+        ),
+        "the failed delivery logged",
+    )
+    # and the operator keeps reconciling: a model change still goes through
+    patch_md(kube_api, namespace, NAME, {"spec": {"maturity": {"level": 1}}})
+    watch_md(
+        kube_api,
+        namespace,
+        NAME,
+        lambda o: (o.get("status") or {}).get("level") == 1,
+        "level 1 in status",
+    )
 
 
 @pytest.mark.usefixtures("operator")
 def test_switching_explainability_and_logging_off_removes_them(
     kube_api: client.ApiClient, namespace: str
 ) -> None:
-    with audit_sink() as sink, KServeStandIn(kube_api, namespace):
+    with audit_sink() as sink:
         create_md(kube_api, plain_level4(namespace, sink.url))
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "Ready")
         spec = isvc(kube_api, namespace)["spec"]

@@ -1,0 +1,275 @@
+"""The operator with the real KServe controller: a climb through every level, refusals.
+
+KServe's controller manager (built from its Go module, its webhooks on 127.0.0.1)
+reconciles every InferenceService here; kwok runs the predictor pods.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from integration_kit import (
+    ISVC,
+    ROOT,
+    condition,
+    create_md,
+    custom,
+    get_isvc,
+    is_condition,
+    patch_md,
+    rung_cli,
+    wait_until,
+    watch_md,
+)
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.usefixtures("operator")
+Obj = dict[str, Any]
+DEAD_PROMETHEUS = "http://127.0.0.1:9"  # the discard port: monitoring reads fail, serving works
+
+
+def _events(api: client.ApiClient, namespace: str) -> list[tuple[str, str]]:
+    items = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    items = [e for e in items if e.involved_object.kind == "ModelDeployment"]
+    return [
+        (e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
+    ]
+
+
+def _level4_example(namespace: str) -> Obj:
+    body: Obj = yaml.safe_load((ROOT / "examples" / "level-4.yaml").read_text())
+    body["metadata"]["namespace"] = namespace
+    body["spec"]["monitoring"]["prometheus"]["url"] = DEAD_PROMETHEUS
+    return body
+
+
+def _ready_at(level: int) -> Any:
+    def check(o: Obj) -> bool:
+        status = o.get("status") or {}
+        return (
+            status.get("level") == level
+            and status.get("observedGeneration") == o["metadata"]["generation"]
+            and status.get("phase") == "Ready"
+            and is_condition(o, "Ready", "True")
+        )
+
+    return check
+
+
+def test_a_climb_from_level_0_to_4_is_ready_at_every_level(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    """examples/level-4.yaml applied at level 0, then raised one level at a time: KServe
+    makes the InferenceService (and at level 4 its explainer) ready at each level."""
+    body = _level4_example(namespace)
+    body["spec"]["maturity"]["level"] = 0
+    create_md(kube_api, body)
+    expected = {
+        0: ["serving"],
+        1: ["serving", "monitoring"],
+        2: ["serving", "monitoring", "canary"],
+        3: ["serving", "monitoring", "canary", "retraining"],
+    }
+    for level in range(5):
+        if level:
+            patch_md(kube_api, namespace, "fraud", {"spec": {"maturity": {"level": level}}})
+        md = watch_md(kube_api, namespace, "fraud", _ready_at(level), f"Ready at level {level}")
+        if level in expected:
+            assert md["status"]["capabilities"] == expected[level]
+        isvc = get_isvc(kube_api, namespace, "fraud")
+        assert isvc is not None
+        assert is_condition(isvc, "Ready", "True"), f"KServe not Ready at level {level}"
+        # KServe's defaulting webhook rewrote the mode; Rung does not fight it.
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert "explainer" in (get_isvc(kube_api, namespace, "fraud") or {})["spec"]
+    history = [h["event"] for h in md["status"]["history"]]
+    assert history.count("LevelChanged") == 4
+
+
+def test_an_apply_a_webhook_refuses_is_degraded_with_its_message(
+    kube_api: client.ApiClient, namespace: str, operator: Any
+) -> None:
+    """KServe's validating webhook refuses to change a running InferenceService's
+    deployment mode: Degraded=True with KServe's own message after one reconcile, an
+    Event, `rung status` shows it, and the refusal repeated every resync is written once."""
+    from integration_kit import model_deployment
+
+    create_md(kube_api, model_deployment("iris", namespace))
+    watch_md(kube_api, namespace, "iris", _ready_at(0), "Ready")
+
+    patch_md(kube_api, namespace, "iris", {"spec": {"serving": {"deploymentMode": "Serverless"}}})
+
+    generation_2: list[Obj] = []
+
+    def refused(o: Obj) -> bool:
+        if (o.get("status") or {}).get("observedGeneration") == 2:
+            generation_2.append(o)
+        found = condition(o, "Degraded")
+        return bool(found and found["status"] == "True" and found["reason"] == "ApplyFailed")
+
+    md = watch_md(kube_api, namespace, "iris", refused, "Degraded=ApplyFailed")
+    degraded = condition(md, "Degraded")
+    assert degraded is not None
+    assert "deploymentMode cannot be changed" in degraded["message"]
+    assert "InferenceService/iris" in degraded["message"]
+    assert md["status"]["phase"] == "Failed"
+    # One reconcile: its status write before the apply, then the refusal.
+    assert len(generation_2) <= 2
+    wait_until(
+        lambda: any(r == "ApplyFailed" for r, _ in _events(kube_api, namespace)),
+        "an ApplyFailed Event",
+    )
+    assert "deploymentMode cannot be changed" in rung_cli("status", "iris", "-n", namespace)
+    # The same refusal on every resync: status is not written again, no new Event.
+    version = md["metadata"]["resourceVersion"]
+    idle = f"reconcile {namespace}/iris: no change"
+    seen = operator.log().count(idle)
+    wait_until(lambda: operator.log().count(idle) >= seen + 3, "three more resyncs")
+    now = watch_md(kube_api, namespace, "iris", lambda o: True, "current")
+    assert now["metadata"]["resourceVersion"] == version
+    assert [r for r, _ in _events(kube_api, namespace)].count("ApplyFailed") == 1
+    # Going back to the running mode heals it.
+    patch_md(
+        kube_api, namespace, "iris", {"spec": {"serving": {"deploymentMode": "RawDeployment"}}}
+    )
+    healed = watch_md(
+        kube_api,
+        namespace,
+        "iris",
+        lambda o: is_condition(o, "Degraded", "False") and _ready_at(0)(o),
+        "Degraded=False again",
+    )
+    assert healed["status"]["phase"] == "Ready"
+
+
+@pytest.fixture
+def approved_models_only(kube_api: client.ApiClient, namespace: str) -> Iterator[str]:
+    """A cluster policy, as platform teams write them: in this namespace an
+    InferenceService may route traffic to a canary only from s3://approved/."""
+    name = f"approved-models-{uuid.uuid4().hex[:6]}"
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    message = "canaries may only serve models from s3://approved/"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [ISVC[0]],
+                            "apiVersions": [ISVC[1]],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": [ISVC[2]],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": "!has(object.spec.canary) || object.spec.canary.all(c,"
+                        " c.predictor.model.storageUri.startsWith('s3://approved/'))",
+                        "message": message,
+                    }
+                ],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        }
+    )
+    probe: Obj = {
+        "apiVersion": "/".join(ISVC[:2]),
+        "kind": "InferenceService",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://x"}},
+            "canary": [
+                {
+                    "trafficPercent": 10,
+                    "predictor": {
+                        "name": "c",
+                        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://x/2"},
+                    },
+                }
+            ],
+        },
+    }
+    probe["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+
+    def enforced() -> bool:
+        try:
+            custom(kube_api).create_namespaced_custom_object(
+                *ISVC[:2], namespace, ISVC[2], copy.deepcopy(probe), dry_run="All"
+            )
+        except ApiException as error:
+            return message in str(error.body)
+        return False
+
+    wait_until(enforced, "the admission policy enforced")
+    try:
+        yield message
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+
+
+def test_a_canary_the_cluster_refuses_is_rolled_back_at_once(
+    kube_api: client.ApiClient, namespace: str, approved_models_only: str
+) -> None:
+    """The canary's InferenceService is refused by admission: the rollout goes straight
+    back to stable (reason ApplyRefused, long before its 10 min progress deadline), and
+    no canary ever appears in the cluster."""
+    from integration_kit import model_deployment
+
+    body = model_deployment(
+        "fraud",
+        namespace,
+        level=2,
+        monitoring={"prometheus": {"url": DEAD_PROMETHEUS}},
+        rollout={"router": "kserve", "progressDeadline": "10m", "interval": "1m"},
+    )
+    body["spec"]["model"]["storageUri"] = "s3://approved/fraud/v1"
+    create_md(kube_api, body)
+    watch_md(kube_api, namespace, "fraud", _ready_at(2), "v1 Ready")
+
+    patch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        {"spec": {"model": {"storageUri": "s3://unreviewed/fraud/v2", "version": "v2"}}},
+    )
+    md = watch_md(
+        kube_api,
+        namespace,
+        "fraud",
+        lambda o: (o.get("status") or {}).get("phase") == "RolledBack",
+        "rolled back",
+        timeout=60,
+    )
+    assert md["status"]["stable"]["storageUri"] == "s3://approved/fraud/v1"
+    assert md["status"]["rejected"]["version"] == "v2"
+    rolling_back = [h for h in md["status"]["history"] if h["event"] == "RollingBack"]
+    assert rolling_back[-1]["message"].startswith("ApplyRefused")
+    assert approved_models_only in rolling_back[-1]["message"]
+    isvc = get_isvc(kube_api, namespace, "fraud")
+    assert isvc is not None
+    assert not isvc["spec"].get("canary")
+    reasons = [r for r, _ in _events(kube_api, namespace)]
+    assert "ApplyFailed" in reasons
+    assert "ApplyRefused" in reasons
+    assert "RolledBack" in reasons

@@ -50,7 +50,7 @@ from rung.plan.retraining import (
     active_runs,
     retraining_queries,
 )
-from rung.routers import LiveObjects
+from rung.plan.routers import LiveObjects
 from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.inference_service import model_hash
 from rung.plan.monitoring import plan_monitoring
 from rung.plan.reconcile import ClusterFeatures, Observation, plan
-from rung.routers import Traffic, router_for
+from rung.plan.routers import Traffic, router_for
 
 pytestmark = pytest.mark.usefixtures("rung_crds", "kserve_controller")
 

@@ -25,9 +25,9 @@ from rung.plan.explainability import (
 )
 from rung.plan.inference_service import build_inference_service, model_hash
 from rung.plan.reconcile import Observation, plan, rollout_settings
-from rung.routers import Traffic
-from rung.routers.gateway_api import GatewayApiRouter
-from rung.routers.kserve import KServeRouter
+from rung.plan.routers import Traffic
+from rung.plan.routers.gateway_api import GatewayApiRouter
+from rung.plan.routers.kserve import KServeRouter
 
 from . import factories as f
 

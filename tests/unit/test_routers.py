@@ -1,4 +1,4 @@
-"""rung.routers: the kserve and gateway-api traffic routers, both deployment modes."""
+"""rung.plan.routers: the kserve and gateway-api traffic routers, both deployment modes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from rung.plan.inference_service import (
     ROLE_LABEL,
     model_hash,
 )
-from rung.routers import ROUTERS, LiveObjects, Router, Targets, Traffic, router_for
-from rung.routers.gateway_api import GatewayApiRouter
-from rung.routers.kserve import KServeRouter
+from rung.plan.routers import ROUTERS, LiveObjects, Router, Targets, Traffic, router_for
+from rung.plan.routers.gateway_api import GatewayApiRouter
+from rung.plan.routers.kserve import KServeRouter
 
 from . import factories as f
 

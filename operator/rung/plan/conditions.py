@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from rung.api.status import Condition, ConditionStatus
+from rung.plan.live import object_condition
+
+__all__ = [
+    "DEGRADED",
+    "MONITORING_READY",
+    "PROGRESSING",
+    "READY",
+    "get_condition",
+    "object_condition",
+    "remove_condition",
+    "set_condition",
+]
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -64,13 +75,3 @@ def remove_condition(conditions: Iterable[Condition], type_: str) -> list[Condit
 def get_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
     """The condition of type `type_`, if present."""
     return next((c for c in conditions if c.type == type_), None)
-
-
-def object_condition(obj: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
-    """A condition of type `type_` from a raw object's status (e.g. an InferenceService)."""
-    if not obj:
-        return None
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return dict(cond)
-    return None

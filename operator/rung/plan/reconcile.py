@@ -34,6 +34,7 @@ from rung.plan.inference_service import (
     build_inference_service,
     model_hash,
 )
+from rung.plan.live import annotation
 from rung.plan.monitoring import MonitoringPlan, plan_monitoring, query_variables
 from rung.plan.promql import render
 from rung.plan.retraining import (
@@ -50,8 +51,7 @@ from rung.plan.rollout import (
     advance,
     analysis_due,
 )
-from rung.routers import LiveObjects, Router, Traffic, router_for
-from rung.routers.base import annotation
+from rung.plan.routers import LiveObjects, Router, Traffic, router_for
 
 __all__ = [
     "AnalysisQuery",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rung.routers.base import LiveObjects, Router, Targets, Traffic
-from rung.routers.gateway_api import GatewayApiRouter
-from rung.routers.kserve import KServeRouter
+from rung.plan.routers.base import LiveObjects, Router, Targets, Traffic
+from rung.plan.routers.gateway_api import GatewayApiRouter
+from rung.plan.routers.kserve import KServeRouter
 
 ROUTERS: dict[str, type[KServeRouter] | type[GatewayApiRouter]] = {
     "kserve": KServeRouter,

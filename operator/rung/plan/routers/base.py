@@ -12,17 +12,9 @@ from typing import Any, Protocol
 
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
-from rung.plan.conditions import object_condition
+from rung.plan.live import LiveObjects
 
-Obj = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class LiveObjects:
-    """Owned objects as they are in the cluster, by name."""
-
-    inference_services: Mapping[str, Obj] = field(default_factory=dict)
-    http_routes: Mapping[str, Obj] = field(default_factory=dict)
+__all__ = ["LiveObjects", "Router", "Targets", "Traffic"]
 
 
 @dataclass(frozen=True)
@@ -82,14 +74,3 @@ class Router(Protocol):
         """Whether promotion puts the canary's model into the stable predictor, which keeps
         its name (True), or makes the canary's predictor the stable one (False)."""
         ...
-
-
-def condition_true(obj: Obj | None, type_: str) -> bool:
-    """Whether `obj.status.conditions` has `type_` with status True."""
-    found = object_condition(obj, type_)
-    return found is not None and found.get("status") == "True"
-
-
-def annotation(obj: Obj | None, key: str) -> str | None:
-    value = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(key)
-    return None if value is None else str(value)

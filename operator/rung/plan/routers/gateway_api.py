@@ -14,7 +14,8 @@ from typing import Any
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, build_inference_service
-from rung.routers.base import LiveObjects, Targets, Traffic, annotation, condition_true
+from rung.plan.live import LiveObjects, annotation, condition_true
+from rung.plan.routers.base import Targets, Traffic
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 PREDICTOR_PORT = 80

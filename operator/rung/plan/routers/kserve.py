@@ -21,7 +21,8 @@ from rung.plan.inference_service import (
     CanaryVariant,
     build_inference_service,
 )
-from rung.routers.base import LiveObjects, Obj, Targets, Traffic, annotation, condition_true
+from rung.plan.live import LiveObjects, Obj, annotation, condition_true
+from rung.plan.routers.base import Targets, Traffic
 
 
 def canary_predictor_name(canary: ModelRef) -> str:

@@ -33,6 +33,7 @@ from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.events import parse_time
 from rung.plan.monitoring import effective_slo, query_variables, within_slo
+from rung.plan.observation import RunOutcome, TriggerReading
 from rung.plan.promql import indicators, render
 from rung.plan.reconcile import (
     ClusterFeatures,
@@ -43,13 +44,7 @@ from rung.plan.reconcile import (
     plan,
     timestamp,
 )
-from rung.plan.retraining import (
-    LaunchRequest,
-    RunOutcome,
-    TriggerReading,
-    active_runs,
-    retraining_queries,
-)
+from rung.plan.retraining import LaunchRequest, active_runs, retraining_queries
 from rung.plan.routers import LiveObjects
 from rung.settings import OperatorSettings
 

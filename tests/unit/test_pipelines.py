@@ -24,7 +24,8 @@ from rung.pipelines.base import EVENT_TYPE, RUN_LABEL, run_parameters
 from rung.pipelines.job import JobLauncher, build_job, job_outcome
 from rung.pipelines.kfp import KubeflowPipelineLauncher, name_filter, run_body, run_outcome
 from rung.pipelines.webhook import WebhookLauncher, build_event
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 from testbed.loopback import LoopbackServer, QuietHandler
 
 from . import factories as f

@@ -13,14 +13,13 @@ from rung.api.resource import RETRAIN_ANNOTATION, ModelDeployment
 from rung.api.status import ModelDeploymentStatus, RetrainingStatus
 from rung.plan.conditions import get_condition
 from rung.plan.events import Event, timestamp
+from rung.plan.observation import RunOutcome, TriggerReading
 from rung.plan.reconcile import Observation, Plan, plan
 from rung.plan.retraining import (
     MAX_LAUNCH_ATTEMPTS,
     RETRAINING_READY,
     RUNS_KEPT,
     RetrainingDecision,
-    RunOutcome,
-    TriggerReading,
     decide,
     retraining_queries,
     run_name,

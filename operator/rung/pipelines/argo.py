@@ -16,7 +16,8 @@ from rung.pipelines.base import (
     api_error,
     run_parameters,
 )
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 

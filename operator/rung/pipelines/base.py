@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from rung.api.resource import ModelDeployment
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 
 RUN_LABEL = "rung.dev/retraining-run"
 REASON_ANNOTATION = "rung.dev/trigger-reason"

@@ -17,7 +17,8 @@ from rung.pipelines.base import (
     api_error,
     run_env,
 )
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 
 
 def build_job(request: LaunchRequest) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import requests
 
 from rung.api.resource import ModelDeployment
 from rung.pipelines.base import PipelineError, external_id, run_parameters
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 
 RUNS_PATH = "/apis/v2beta1/runs"
 RUNNING_STATES = {"RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING", "CANCELING", "PAUSED"}

@@ -12,7 +12,8 @@ from cloudevents.http import CloudEvent
 
 from rung.api.resource import ModelDeployment
 from rung.pipelines.base import EVENT_TYPE, PipelineError, external_id
-from rung.plan.retraining import LaunchRequest, RunOutcome
+from rung.plan.observation import RunOutcome
+from rung.plan.retraining import LaunchRequest
 
 
 def build_event(request: LaunchRequest, time: datetime | None = None) -> CloudEvent:

@@ -11,7 +11,7 @@ from rung.plan.promql import ERROR_RATE, TOKENS_PER_SECOND, TTFT_P95, indicators
 
 if TYPE_CHECKING:
     from rung.api.resource import ModelDeployment
-    from rung.plan.reconcile import ClusterFeatures
+    from rung.plan.observation import ClusterFeatures
 
 MONITORING_GROUP = "monitoring.coreos.com"
 MONITORING_VERSION = "v1"

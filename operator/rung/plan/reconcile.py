@@ -8,7 +8,7 @@ to write and the decisions (Events) to announce. Handlers do the I/O around it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +36,9 @@ from rung.plan.inference_service import (
 )
 from rung.plan.live import annotation
 from rung.plan.monitoring import MonitoringPlan, plan_monitoring, query_variables
+from rung.plan.observation import AnalysisQuery, ClusterFeatures, Observation, SloReading
 from rung.plan.promql import render
-from rung.plan.retraining import (
-    RETRAINING_READY,
-    LaunchRequest,
-    RunOutcome,
-    TriggerReading,
-    decide,
-)
+from rung.plan.retraining import RETRAINING_READY, LaunchRequest, decide
 from rung.plan.rollout import (
     Observed,
     RolloutSettings,
@@ -64,64 +59,6 @@ __all__ = [
     "plan",
     "timestamp",
 ]
-
-
-@dataclass(frozen=True)
-class ClusterFeatures:
-    """What the cluster offers, discovered once at start-up."""
-
-    prometheus_operator: bool = False
-    """PodMonitor/ServiceMonitor/PrometheusRule CRDs are installed."""
-    gateway_api: bool = False
-    """HTTPRoute CRD is installed."""
-
-
-@dataclass(frozen=True)
-class SloReading:
-    """The outcome of reading the SLO indicators from Prometheus."""
-
-    snapshot: SloSnapshot | None = None
-    """What was measured, when Prometheus answered."""
-    error: str | None = None
-    """Why Prometheus could not be read, when it could not."""
-
-
-@dataclass(frozen=True)
-class AnalysisQuery:
-    """Queries to run for one analysis metric (stable only for relative thresholds)."""
-
-    metric_name: str
-    canary: str
-    stable: str | None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Everything the planner needs, read by the handler."""
-
-    md: ModelDeployment
-    now: datetime
-    inference_services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Live InferenceServices owned by the ModelDeployment, by name."""
-    http_routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Live HTTPRoutes owned by the ModelDeployment, by name."""
-    features: ClusterFeatures = ClusterFeatures()
-    slo: SloReading | None = None
-    """None when no reading was due (or monitoring is off)."""
-    measurements: Mapping[str, tuple[float | None, float | None]] | None = None
-    """Analysis results by metric name (canary, stable), when analysis ran this pass."""
-    analysis_error: str | None = None
-    """Why analysis could not run, when it was due but the provider failed."""
-    retraining_readings: Mapping[int, TriggerReading] | None = None
-    """Drift/decay readings by index in spec.retraining.triggers, when they were read."""
-    run_outcomes: Mapping[str, RunOutcome] = field(default_factory=dict)
-    """Outcomes of the active retraining runs, by run name, as their launcher reports."""
-    owned: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
-    """Every live owned object, by kind and name (to tell whether a failed apply is over)."""
-
-    @property
-    def live(self) -> LiveObjects:
-        return LiveObjects(self.inference_services, self.http_routes)
 
 
 @dataclass

@@ -46,6 +46,7 @@ from rung.api.status import (
 from rung.ladder import Capability, capabilities
 from rung.plan.events import Event, parse_time, timestamp
 from rung.plan.monitoring import query_variables
+from rung.plan.observation import RunOutcome, TriggerReading
 from rung.plan.promql import TemplateError, render
 
 RETRAINING_READY = "RetrainingReady"
@@ -58,17 +59,6 @@ RUN_NAME_LIMIT = 63
 """Job names end up in the `job-name` label of their pods: at most 63 characters."""
 QUERY_TRIGGERS = ("drift", "decay")
 
-RunState = Literal["Running", "Succeeded", "Failed", "NotFound"]
-
-
-@dataclass(frozen=True)
-class TriggerReading:
-    """The value of one drift/decay trigger's query, or why it could not be read."""
-
-    value: float | None = None
-    """None: the query returned no data."""
-    error: str | None = None
-
 
 @dataclass(frozen=True)
 class TriggerQuery:
@@ -78,14 +68,6 @@ class TriggerQuery:
     query: str | None
     error: str | None = None
     """Why the query could not be rendered (then it is not run)."""
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What a launcher reports about one run."""
-
-    state: RunState
-    message: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@
 # kube-apiserver & co. cannot be `go install`ed: k8s.io/kubernetes replaces its
 # staging modules with local paths. We build them from a generated wrapper
 # module that requires k8s.io/kubernetes and points every staging module at its
-# published v0.<minor>.<patch> release instead.
+# published v0.<minor>.<patch> release instead. KServe's controller manager
+# cannot be `go install`ed either (its go.mod has replace directives): we build
+# it inside a writable copy of the module directory that `go mod download` made.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../versions.env
@@ -20,8 +22,9 @@ export CGO_ENABLED=0
 k8s_bin="$cache/bin/kubernetes-$KUBERNETES_VERSION"
 etcd_bin="$cache/bin/etcd-$ETCD_VERSION"
 kwok_bin="$cache/bin/kwok-$KWOK_VERSION"
+kserve_bin="$cache/bin/kserve-$KSERVE_VERSION"
 if [[ "${1:-}" == "--print" ]]; then
-  echo "$k8s_bin"; echo "$etcd_bin"; echo "$kwok_bin"; exit 0
+  echo "$k8s_bin"; echo "$etcd_bin"; echo "$kwok_bin"; echo "$kserve_bin"; exit 0
 fi
 
 log() { printf '[build] %s\n' "$*" >&2; }
@@ -95,8 +98,34 @@ build_kwok() {
   rm -rf "$kwok_bin"; mv "$kwok_bin.tmp" "$kwok_bin"
 }
 
+build_kserve() {
+  [[ -x "$kserve_bin/manager" ]] && { log "kserve $KSERVE_VERSION cached"; return; }
+  log "building the kserve $KSERVE_VERSION controller manager (about 4 minutes on 2 cores)"
+  local work="$cache/build/kserve-$KSERVE_VERSION" dir
+  dir="$(cd "$cache" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # The module cache is read-only and go.mod's replace directives point at
+  # paths inside the module, so build from a writable copy of it.
+  if [[ -d "$work" ]]; then chmod -R u+w "$work"; rm -rf "$work"; fi
+  mkdir -p "$(dirname "$work")"
+  cp -r "$dir" "$work"
+  chmod -R u+w "$work"
+  mkdir -p "$kserve_bin.tmp"
+  (cd "$work" && go mod download \
+     && go build -ldflags "-s -w" -o "$kserve_bin.tmp/manager" ./cmd/manager)
+  rm -rf "$kserve_bin"; mv "$kserve_bin.tmp" "$kserve_bin"
+  rm -rf "$work"  # a 440 MB copy; the module cache keeps the original
+}
+
+timed() {
+  local t0; t0=$(date +%s)
+  "$@"
+  log "$* finished in $(( $(date +%s) - t0 ))s"
+}
+
 start=$(date +%s)
-build_etcd
-build_kwok
-build_kubernetes
+timed build_etcd
+timed build_kwok
+timed build_kubernetes
+timed build_kserve
 log "done in $(( $(date +%s) - start ))s"

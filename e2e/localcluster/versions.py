@@ -31,11 +31,12 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class BinDirs:
-    """The three version-keyed bin directories that build.sh fills."""
+    """The version-keyed bin directories that build.sh fills."""
 
     kubernetes: Path
     etcd: Path
     kwok: Path
+    kserve: Path
 
     @classmethod
     def from_versions(cls, versions: dict[str, str] | None = None) -> BinDirs:
@@ -45,6 +46,7 @@ class BinDirs:
             kubernetes=bins / f"kubernetes-{v['KUBERNETES_VERSION']}",
             etcd=bins / f"etcd-{v['ETCD_VERSION']}",
             kwok=bins / f"kwok-{v['KWOK_VERSION']}",
+            kserve=bins / f"kserve-{v['KSERVE_VERSION']}",
         )
 
     def binaries(self) -> dict[str, Path]:
@@ -55,7 +57,11 @@ class BinDirs:
             "kube-scheduler": self.kubernetes / "kube-scheduler",
             "kubectl": self.kubernetes / "kubectl",
             "kwok": self.kwok / "kwok",
+            "kserve-controller": self.kserve / "manager",
         }
 
-    def missing(self) -> list[Path]:
-        return [p for p in self.binaries().values() if not os.access(p, os.X_OK)]
+    def missing(self, names: list[str] | None = None) -> list[Path]:
+        """Binaries (of `names`, default all) that are not built yet."""
+        wanted = self.binaries()
+        paths = [wanted[n] for n in names] if names is not None else list(wanted.values())
+        return [p for p in paths if not os.access(p, os.X_OK)]

@@ -28,9 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-crds", action="store_true", help="up: skip the KServe/Gateway/Prometheus CRDs"
     )
+    parser.add_argument(
+        "--no-kserve",
+        action="store_true",
+        help="up: don't run KServe's controller manager (also RUNG_CLUSTER_KSERVE=0)",
+    )
     parser.add_argument("--kubeconfig", help="install-crds: the target cluster's kubeconfig")
     args = parser.parse_args(argv)
-    cluster = LocalCluster(args.state_dir, install_crds=not args.no_crds)
+    cluster = LocalCluster(
+        args.state_dir, install_crds=not args.no_crds, kserve=False if args.no_kserve else None
+    )
     try:
         if args.command == "up":
             cluster.up()

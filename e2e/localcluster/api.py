@@ -78,6 +78,46 @@ class APIClient:
         result: JSON = json.loads(data)
         return result
 
+    def create(self, path: str, obj: JSON, *, dry_run: bool = False) -> JSON:
+        """POST `obj` to the collection at `path`."""
+        query = "?dryRun=All" if dry_run else ""
+        status, data = self.request("POST", path + query, json.dumps(obj).encode())
+        if status >= 300:
+            raise APIError("POST", path, status, data.decode(errors="replace"))
+        result: JSON = json.loads(data)
+        return result
+
+    def delete(self, path: str) -> bool:
+        """DELETE the object at `path`; False if it was already gone."""
+        status, data = self.request("DELETE", path)
+        if status == 404:
+            return False
+        if status >= 300:
+            raise APIError("DELETE", path, status, data.decode(errors="replace"))
+        return True
+
+    def merge_patch(self, path: str, patch: JSON) -> JSON | None:
+        """JSON merge-patch the object at `path`; None if it does not exist."""
+        status, data = self.request(
+            "PATCH", path, json.dumps(patch).encode(), content_type="application/merge-patch+json"
+        )
+        if status == 404:
+            return None
+        if status >= 300:
+            raise APIError("PATCH", path, status, data.decode(errors="replace"))
+        result: JSON = json.loads(data)
+        return result
+
+    def list_items(self, path: str) -> list[JSON]:
+        """The items of the list at `path` ([] when the resource is not served)."""
+        status, data = self.request("GET", path)
+        if status == 404:
+            return []
+        if status >= 300:
+            raise APIError("GET", path, status, data.decode(errors="replace"))
+        items: list[JSON] = json.loads(data).get("items") or []
+        return items
+
     def readyz(self) -> bool:
         try:
             status, data = self.request("GET", "/readyz", timeout=2)
@@ -88,6 +128,16 @@ class APIClient:
 
 #: Object paths of the cluster-scoped kinds the bootstrap applies.
 _CLUSTER_SCOPED = {
+    ("rbac.authorization.k8s.io", "ClusterRole"): "clusterroles",
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): "clusterrolebindings",
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): (
+        "mutatingwebhookconfigurations"
+    ),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): (
+        "validatingwebhookconfigurations"
+    ),
+    ("serving.kserve.io", "ClusterServingRuntime"): "clusterservingruntimes",
+    ("serving.kserve.io", "ClusterStorageContainer"): "clusterstoragecontainers",
     ("apiextensions.k8s.io", "CustomResourceDefinition"): "customresourcedefinitions",
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "validatingadmissionpolicies",
     (
@@ -99,13 +149,29 @@ _CLUSTER_SCOPED = {
 }
 
 
+#: ... and of the namespaced ones.
+_NAMESPACED = {
+    ("", "ServiceAccount"): "serviceaccounts",
+    ("", "ConfigMap"): "configmaps",
+    ("", "Secret"): "secrets",
+    ("", "Service"): "services",
+    ("rbac.authorization.k8s.io", "Role"): "roles",
+    ("rbac.authorization.k8s.io", "RoleBinding"): "rolebindings",
+}
+
+
 def object_path(obj: JSON) -> str:
-    """The REST path of a cluster-scoped object of a kind listed above."""
+    """The REST path of an object of a kind listed above."""
     api_version = str(obj["apiVersion"])
     group, _, version = api_version.rpartition("/")
     kind = str(obj["kind"])
-    plural = _CLUSTER_SCOPED.get((group, kind))
-    if plural is None:
-        raise ValueError(f"don't know where to apply {api_version} {kind}")
     prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    return f"{prefix}/{plural}/{obj['metadata']['name']}"
+    name = obj["metadata"]["name"]
+    plural = _CLUSTER_SCOPED.get((group, kind))
+    if plural is not None:
+        return f"{prefix}/{plural}/{name}"
+    plural = _NAMESPACED.get((group, kind))
+    namespace = obj["metadata"].get("namespace")
+    if plural is None or not namespace:
+        raise ValueError(f"don't know where to apply {api_version} {kind} {name}")
+    return f"{prefix}/namespaces/{namespace}/{plural}/{name}"

@@ -1,5 +1,6 @@
 """The local control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and a kwok controller simulating one node, all on 127.0.0.1.
+kube-scheduler, a kwok controller simulating one node and KServe's controller
+manager, all on 127.0.0.1.
 
 State (certificates, etcd data, logs, pid files, kubeconfigs) lives in one
 directory, `.cluster/` at the repository root by default.
@@ -27,10 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import manifests, pki
+from . import kserve, manifests, pki
 from .api import FIELD_MANAGER, APIClient, APIError, object_path
 from .kubeconfig import write_kubeconfig
-from .pki import ClusterPKI
+from .pki import CertPair, ClusterPKI
 from .process import Component, read_pidfile, stop_pidfile, wait_reaped
 from .versions import REPO_ROOT, BinDirs, read_versions
 
@@ -50,6 +51,7 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "kserve-controller",
 )
 
 
@@ -66,20 +68,27 @@ class Ports:
     etcd_peer: int
     controller_manager: int
     scheduler: int
+    kserve_webhook: int
+    kserve_metrics: int
+    kserve_health: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base + 443, base + 379, base + 380, base + 257, base + 259)
+        return cls(
+            base + 443, base + 379, base + 380, base + 257, base + 259,
+            base + 600, base + 601, base + 602,
+        )  # fmt: skip
 
     @classmethod
     def default(cls) -> Ports:
         """Base port ${RUNG_CLUSTER_PORT_BASE:-36000}: apiserver on 36443, etcd 36379/36380,
-        controller-manager 36257, scheduler 36259."""
+        controller-manager 36257, scheduler 36259, KServe webhook/metrics/health
+        36600/36601/36602."""
         return cls.from_base(int(os.environ.get("RUNG_CLUSTER_PORT_BASE", "36000")))
 
     @classmethod
     def free(cls, attempts: int = 50) -> Ports:
-        """A random base whose five ports are all free right now."""
+        """A random base whose ports are all free right now."""
         for _ in range(attempts):
             ports = cls.from_base(random.randrange(20000, 50000, 1000))
             if not ports.busy():
@@ -116,15 +125,21 @@ class LocalCluster:
         ports: Ports | None = None,
         bin_dirs: BinDirs | None = None,
         install_crds: bool = True,
+        kserve: bool | None = None,
         extra_args: dict[str, list[str]] | None = None,
         log: Callable[[str], None] = _log,
     ) -> None:
+        """`kserve`: run KServe's controller manager (default: on unless
+        RUNG_CLUSTER_KSERVE=0; always off without the CRDs)."""
         self.state_dir = Path(
             state_dir or os.environ.get("RUNG_CLUSTER_DIR") or DEFAULT_STATE_DIR
         ).absolute()
         self._requested_ports = ports
         self.bin_dirs = bin_dirs or BinDirs.from_versions()
         self.install_crds = install_crds
+        if kserve is None:
+            kserve = os.environ.get("RUNG_CLUSTER_KSERVE", "1") != "0"
+        self.kserve = kserve and install_crds
         self.extra_args = extra_args or {}
         self.log = log
         #: True once up() has started processes (rather than reusing a running cluster).
@@ -150,6 +165,17 @@ class LocalCluster:
         return self.state_dir / "logs" / f"{name}.log"
 
     @property
+    def components(self) -> tuple[str, ...]:
+        """The components this cluster runs, in start order."""
+        return tuple(n for n in COMPONENTS if self.kserve or n != "kserve-controller")
+
+    @property
+    def _kserve_dir(self) -> Path:
+        """The KServe manager's own directory: kubeconfig, and its TMPDIR holding
+        k8s-webhook-server/serving-certs/tls.{crt,key}."""
+        return self.state_dir / "kserve-controller"
+
+    @property
     def ports(self) -> Ports:
         """The ports of the running cluster if recorded, else the requested/default ones."""
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -163,7 +189,7 @@ class LocalCluster:
     # ---------------------------------------------------------------- status
     def is_running(self) -> bool:
         """Every component's recorded process is alive and the apiserver is ready."""
-        if not all(read_pidfile(self._pidfile(n)) for n in COMPONENTS):
+        if not all(read_pidfile(self._pidfile(n)) for n in self.components):
             return False
         if not self.kubeconfig.is_file():
             return False
@@ -178,6 +204,8 @@ class LocalCluster:
             "kubeconfig": str(self.kubeconfig),
             "server": self.server,
             "running": self.is_running(),
+            "kserve": self.kserve,
+            "ports": asdict(self.ports),
             "processes": {n: read_pidfile(self._pidfile(n)) for n in COMPONENTS},
         }
 
@@ -237,6 +265,7 @@ class LocalCluster:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _stop_all(self) -> None:
+        self._delete_kserve_objects()
         errors = []
         stopped: list[int] = []
         for name in reversed(COMPONENTS):
@@ -250,6 +279,19 @@ class LocalCluster:
         wait_reaped(stopped)  # so that not even a zombie is left behind
         if errors:
             raise ClusterError("; ".join(errors))
+
+    def _delete_kserve_objects(self) -> None:
+        """While KServe's controller still runs, delete what carries its finalizers."""
+        if read_pidfile(self._pidfile("kserve-controller")) is None:
+            return
+        if read_pidfile(self._pidfile("kube-apiserver")) is None:
+            return
+        try:
+            client = self._client()
+            if client.readyz():
+                kserve.delete_all(client, log=self.log)
+        except (OSError, ssl.SSLError, APIError, ValueError) as err:
+            self.log(f"could not delete the KServe objects before stopping KServe: {err}")
 
     def _wipe_state(self) -> None:
         """Remove everything in the state directory except the lock file."""
@@ -273,7 +315,7 @@ class LocalCluster:
         return Component(name, argv, self._logfile(name), self._pidfile(name))
 
     def _start(self, deadline: float) -> None:
-        missing = self.bin_dirs.missing()
+        missing = self.bin_dirs.missing([*self.components, "kubectl"])
         if missing:
             raise ClusterError(
                 "control-plane binaries are missing (build them with `make binaries`, "
@@ -284,7 +326,7 @@ class LocalCluster:
         if busy:
             raise ClusterError(
                 f"loopback ports {busy} are already in use; set RUNG_CLUSTER_PORT_BASE "
-                "to another base (ports are base+443, +379, +380, +257, +259)"
+                "to another base (ports are base+443, +379, +380, +257, +259, +600..602)"
             )
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +338,7 @@ class LocalCluster:
             # Fetch/parse third-party manifests while the control plane boots.
             crds = pool.submit(manifests.load_documents) if self.install_crds else None
             stages = pool.submit(manifests.kwok_stages_yaml)
+            bundle = pool.submit(kserve.install_bundle) if self.kserve else None
 
             p = pki.generate(self.state_dir / "pki", service_ip=SERVICE_IP)
             for user in pki.CLIENTS:
@@ -337,22 +380,46 @@ class LocalCluster:
                 docs: list[JSON] = self._result("CRD manifests", crds, deadline)
                 pending_crds = self._apply_all(client, docs)
             self.log(f"node and {len(pending_crds)} CRDs applied ({time.monotonic() - t0:.1f}s)")
+            kserve_bundle: JSON | None = None
+            if bundle is not None:
+                kserve_bundle = self._result("KServe manifests", bundle, deadline)
+                self._prepare_kserve(client, p, kserve_bundle)
+                self.log(
+                    f"KServe installed, token and certificate ready ({time.monotonic() - t0:.1f}s)"
+                )
 
             def established() -> bool:
                 pending_crds[:] = [n for n in pending_crds if not _crd_established(client, n)]
                 return not pending_crds
 
-            checks: list[tuple[str, Component, Callable[[], bool]]] = [
-                ("CRDs established", apiserver, established),
-                ("controller-manager", kcm, lambda: _https_ok(ports.controller_manager)),
-                ("scheduler", scheduler, lambda: _https_ok(ports.scheduler)),
-                ("node Ready", kwok, lambda: _node_ready(client, NODE_NAME)),
-                ("default ServiceAccount", kcm, lambda: _has_default_sa(client)),
-            ]
             timings = []
-            for what, component, check in checks:
+
+            def wait(what: str, component: Component, check: Callable[[], bool]) -> None:
                 self._wait(component, deadline, check, everything, what=what)
                 timings.append(f"{what} {time.monotonic() - t0:.1f}s")
+
+            wait("CRDs established", apiserver, established)
+            manager = None
+            if kserve_bundle is not None:
+                # KServe looks its CRDs up when it starts; the rest need not wait.
+                manager = self._start_kserve(ports)
+                everything.append(manager)
+            wait("controller-manager", kcm, lambda: _https_ok(ports.controller_manager))
+            wait("scheduler", scheduler, lambda: _https_ok(ports.scheduler))
+            wait("node Ready", kwok, lambda: _node_ready(client, NODE_NAME))
+            wait("default ServiceAccount", kcm, lambda: _has_default_sa(client))
+            if manager is not None and kserve_bundle is not None:
+                ca = str(p.ca.cert)
+                health = f"http://127.0.0.1:{ports.kserve_health}/readyz"
+                wait("KServe /readyz", manager, lambda: _http_ok(health, b"ok"))
+                wait("KServe webhook TLS", manager, lambda: _tls_ok(ports.kserve_webhook, ca))
+                hooks = kserve.webhook_configurations(
+                    kserve_bundle["webhooks"], ports.kserve_webhook, p.ca.cert.read_bytes()
+                )
+                self._install(manager, client, hooks, "KServe webhook configurations")
+                wait("KServe webhooks called", manager, lambda: kserve.webhooks_wired(client))
+                self._install(manager, client, kserve_bundle["runtimes"], "KServe runtimes")
+                timings.append(f"KServe runtimes {time.monotonic() - t0:.1f}s")
             self.log("ready: " + ", ".join(timings))
 
     def _apply_all(self, client: APIClient, docs: list[JSON]) -> list[str]:
@@ -367,6 +434,19 @@ class LocalCluster:
         except (APIError, ValueError, OSError) as err:
             raise ClusterError(f"installing CRDs failed: {err}") from err
         return [d["metadata"]["name"] for d in crds]
+
+    def _install(
+        self, component: Component, client: APIClient, docs: list[JSON], what: str
+    ) -> None:
+        """Apply `docs` (in parallel); a failure names `component` with its log tail."""
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda d: client.apply(object_path(d), d), docs))
+        except (APIError, ValueError, OSError) as err:
+            raise ClusterError(
+                f"installing {what} failed: {err}\nlast lines of {component.log}:\n"
+                f"{component.log_tail()}"
+            ) from err
 
     def _result(self, what: str, future: concurrent.futures.Future[Any], deadline: float) -> Any:
         try:
@@ -512,6 +592,67 @@ class LocalCluster:
         c.start()
         return c
 
+    def _prepare_kserve(self, client: APIClient, p: ClusterPKI, bundle: JSON) -> None:
+        """What KServe's manager needs before it starts, as a release install makes it:
+        its namespace, ServiceAccount, RBAC and ConfigMap; plus a kubeconfig with a
+        token of that ServiceAccount and a webhook serving certificate."""
+        namespace: JSON = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": kserve.NAMESPACE},
+        }
+        try:
+            client.apply(object_path(namespace), namespace)
+            for doc in [*bundle["rbac"], kserve.configure(bundle["configmap"])]:
+                client.apply(object_path(doc), doc)
+            token, expires = kserve.request_token(client)
+        except (APIError, ValueError, OSError) as err:
+            raise ClusterError(f"installing KServe failed: {err}") from err
+        directory = self._kserve_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        write_kubeconfig(
+            directory / "kubeconfig",
+            server=self.server,
+            ca_cert=p.ca.cert,
+            user=f"system:serviceaccount:{kserve.NAMESPACE}:{kserve.SERVICE_ACCOUNT}",
+            token=token,
+        )
+        (directory / "token-expires").write_text(expires + "\n")
+        certs = directory / "tmp" / "k8s-webhook-server" / "serving-certs"
+        pki.sign_serving_cert(
+            p,
+            CertPair(certs / "tls.crt", certs / "tls.key"),
+            "kserve-webhook-server",
+            dns=("localhost", f"kserve-webhook-server-service.{kserve.NAMESPACE}.svc"),
+            ips=("127.0.0.1",),
+        )
+
+    def _start_kserve(self, ports: Ports) -> Component:
+        """KServe's controller manager, as its Deployment runs it, but on loopback ports
+        and without leader election. controller-runtime reads the webhook certificate
+        from $TMPDIR/k8s-webhook-server/serving-certs/."""
+        directory = self._kserve_dir
+        c = self._component(
+            "kserve-controller",
+            [
+                f"--kubeconfig={directory / 'kubeconfig'}",
+                f"--webhook-port={ports.kserve_webhook}",
+                f"--metrics-addr=127.0.0.1:{ports.kserve_metrics}",
+                f"--health-probe-addr=127.0.0.1:{ports.kserve_health}",
+                "--leader-elect=false",
+            ],
+        )
+        c.start(
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(directory),
+                "TMPDIR": str(directory / "tmp"),
+                "KUBECONFIG": str(directory / "kubeconfig"),
+                "POD_NAMESPACE": kserve.NAMESPACE,
+            }
+        )
+        return c
+
     def _start_kwok(self, config: Path) -> Component:
         c = self._component(
             "kwok",
@@ -557,6 +698,16 @@ def _http_ok(url: str, expect: bytes) -> bool:
             return bool(resp.status == 200 and expect in resp.read())
     except (OSError, urllib.error.URLError):
         return False
+
+
+def _tls_ok(port: int, cafile: str) -> bool:
+    """A TLS server on 127.0.0.1:`port` presents a certificate for 127.0.0.1 from `cafile`."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+        ctx.wrap_socket(sock, server_hostname="127.0.0.1"),
+    ):
+        return True
 
 
 def _https_ok(port: int) -> bool:

@@ -216,3 +216,23 @@ def generate(directory: Path, *, service_ip: str) -> ClusterPKI:
         )
     )
     return pki
+
+
+def sign_serving_cert(
+    pki: ClusterPKI,
+    pair: CertPair,
+    cn: str,
+    *,
+    dns: tuple[str, ...] = (),
+    ips: tuple[str, ...] = ("127.0.0.1",),
+) -> CertPair:
+    """A serving certificate for `dns`/`ips` signed by the cluster CA, written to `pair`
+    (e.g. a webhook server's tls.crt/tls.key; the CA is the webhook's caBundle)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca.key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"unexpected CA key type in {pki.ca.key}")
+    pair.cert.parent.mkdir(parents=True, exist_ok=True)
+    pair.key.parent.mkdir(parents=True, exist_ok=True)
+    _make_leaf(pair, (ca_cert, ca_key), cn, server=True, dns=dns, ips=ips)
+    return pair

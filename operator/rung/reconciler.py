@@ -13,9 +13,8 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from rung import observability as metrics
-from rung.api._base import parse_duration
 from rung.api.resource import ModelDeployment
-from rung.api.status import CheckResult, SloSnapshot
+from rung.api.status import CheckResult, ModelDeploymentStatus
 from rung.kube import (
     HTTP_ROUTE,
     INFERENCE_SERVICE,
@@ -25,35 +24,20 @@ from rung.kube import (
     Kube,
     kind_of,
 )
-from rung.ladder import Capability, capabilities
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.pipelines import Launcher, PipelineError, launcher_for
-from rung.plan import conditions as cond
 from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
-from rung.plan.events import parse_time
-from rung.plan.monitoring import effective_slo, query_variables, within_slo
-from rung.plan.observation import RunOutcome, TriggerReading
-from rung.plan.promql import indicators, render
-from rung.plan.reconcile import (
-    ClusterFeatures,
-    Event,
-    Observation,
-    SloReading,
-    analysis_queries,
-    plan,
-    timestamp,
-)
-from rung.plan.retraining import LaunchRequest, active_runs, retraining_queries
-from rung.plan.routers import LiveObjects
+from rung.plan.events import Event
+from rung.plan.live import LiveObjects
+from rung.plan.observation import ClusterFeatures, Observation, Reading, RunOutcome
+from rung.plan.reads import ReadPlan, interpret, reads
+from rung.plan.reconcile import plan
+from rung.plan.retraining import LaunchRequest
 from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-SLO_WINDOW = "1m"
 CONFLICT_ATTEMPTS = 3
-NO_PROMETHEUS = (
-    "no Prometheus to read: set spec.monitoring.prometheus.url or the operator's --prometheus-url"
-)
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
@@ -179,39 +163,15 @@ class Reconciler:
             return result
         md = ModelDeployment.from_body(body)
         now = self.clock()
-        features = self.features()
-        live = {
-            kind: {o["metadata"]["name"]: o for o in self._owned(kind, md, features)}
-            for kind in OWNED_KINDS
-        }
-        inference_services = live[INFERENCE_SERVICE]
-        http_routes = live[HTTP_ROUTE]
-        measurements, analysis_error = self._run_analysis_if_due(
-            md, LiveObjects(inference_services, http_routes), now
-        )
-        observation = Observation(
-            md=md,
-            owned={kind.kind: objects for kind, objects in live.items()},
-            now=now,
-            inference_services=inference_services,
-            http_routes=http_routes,
-            features=features,
-            slo=self._read_slo_if_due(md, now),
-            measurements=measurements,
-            analysis_error=analysis_error,
-            retraining_readings=self._read_triggers_if_due(md, now),
-            run_outcomes=self._run_outcomes(md),
-        )
+        live = self._live(md)
+        observation = self._observe(md, live, now)
         the_plan = plan(observation)
-        if measurements is not None and the_plan.status.analysis is not None:
+        if observation.measurements is not None and the_plan.status.analysis is not None:
             result.analysis_checks = list(the_plan.status.analysis.checks)
         # Decisions are committed to status before the world is changed to match
         # them: a restarted operator resumes from status and re-applies, so no
         # step is skipped or repeated, whatever moment it was stopped at.
-        new_status = the_plan.status.wire()
-        if new_status != (body.get("status") or {}):
-            body = self.kube.replace_status(body, new_status)
-            result.status_written = True
+        body = self._write_status(body, the_plan.status, result)
         if the_plan.launch is not None:
             self._launch(the_plan.launch, the_plan.events, result)
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
@@ -228,24 +188,66 @@ class Reconciler:
             )
             if failed.wire() != (body.get("status") or {}):
                 log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
-                body = self.kube.replace_status(body, failed.wire())
-                result.status_written = True
                 the_plan.events.extend(failure_events)
+            body = self._write_status(body, failed, result)
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events
-        if not (result.applied or result.deleted or result.status_written or result.events):
-            log.debug("reconcile %s/%s: no change", namespace, name)
-        else:
-            log.info(
-                "reconciled %s/%s: applied %s, deleted %s, events %s",
-                namespace,
-                name,
-                result.applied,
-                result.deleted,
-                [e.reason for e in the_plan.events],
-            )
+        _log_result(md, result)
         return result
+
+    def _live(self, md: ModelDeployment) -> dict[Kind, dict[str, dict[str, Any]]]:
+        """Every owned object, by kind and name."""
+        features = self.features()
+        return {
+            kind: {o["metadata"]["name"]: o for o in self._owned(kind, md, features)}
+            for kind in OWNED_KINDS
+        }
+
+    def _observe(
+        self, md: ModelDeployment, live: dict[Kind, dict[str, dict[str, Any]]], now: datetime
+    ) -> Observation:
+        """Read what the plan's read list asks for, into one Observation."""
+        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE])
+        to_read = reads(md, objects, now, self.settings.prometheus_url)
+        answers = interpret(md, to_read, self._query(to_read), now)
+        return Observation(
+            md=md,
+            now=now,
+            inference_services=objects.inference_services,
+            http_routes=objects.http_routes,
+            owned={kind.kind: objects for kind, objects in live.items()},
+            features=self.features(),
+            slo=answers.slo,
+            measurements=answers.measurements,
+            analysis_error=answers.analysis_error,
+            retraining_readings=answers.retraining_readings,
+            run_outcomes=self._run_outcomes(md, to_read.runs),
+        )
+
+    def _query(self, to_read: ReadPlan) -> dict[str, Reading]:
+        """Run every query of `to_read`; each answer is a value, no data, or an error."""
+        queries = to_read.promql()
+        if not queries or not to_read.prometheus_url:
+            return {}
+        provider = self._provider(to_read.prometheus_url)
+        readings: dict[str, Reading] = {}
+        for query in queries:
+            try:
+                readings[query] = Reading(value=provider.run_query(query))
+            except MetricsUnavailableError as error:
+                readings[query] = Reading(error=str(error))
+        return readings
+
+    def _write_status(
+        self, body: dict[str, Any], status: ModelDeploymentStatus, result: ReconcileResult
+    ) -> dict[str, Any]:
+        """Write `status` when it differs from the object's; return the object as stored."""
+        wire = status.wire()
+        if wire == (body.get("status") or {}):
+            return body
+        result.status_written = True
+        return self.kube.replace_status(body, wire)
 
     def _apply_plan(
         self,
@@ -299,75 +301,19 @@ class Reconciler:
             return []
         return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
 
-    def _prometheus(self, md: ModelDeployment) -> MetricProvider | None:
-        """The provider for `md`'s Prometheus (spec, else the operator default), reused
-        across passes so its HTTP connections are too; None when there is none."""
-        monitoring = md.spec.monitoring
-        url = monitoring.prometheus.url if monitoring and monitoring.prometheus else None
-        url = url or self.settings.prometheus_url
-        if not url:
-            return None
+    def _provider(self, url: str) -> MetricProvider:
+        """One provider per Prometheus URL, reused across passes (and its connections)."""
         if url not in self._providers:
             self._providers[url] = self.providers("prometheus", url)
         return self._providers[url]
-
-    def _run_analysis_if_due(
-        self, md: ModelDeployment, live: LiveObjects, now: datetime
-    ) -> tuple[dict[str, tuple[float | None, float | None]] | None, str | None]:
-        """Run the canary's analysis queries when the state machine says one is due.
-
-        A provider failure yields no data (then spec.rollout.analysis.onNoData
-        decides), so an unreachable Prometheus cannot leave traffic on a canary
-        past its progressDeadline.
-        """
-        queries = analysis_queries(md, live, now)
-        if queries is None:
-            return None, None
-        provider = self._prometheus(md)
-        if provider is None:
-            return {q.metric_name: (None, None) for q in queries}, NO_PROMETHEUS
-        results: dict[str, tuple[float | None, float | None]] = {}
-        try:
-            for query in queries:
-                canary = provider.run_query(query.canary)
-                stable = provider.run_query(query.stable) if query.stable else None
-                results[query.metric_name] = (canary, stable)
-        except MetricsUnavailableError as error:
-            log.warning("analysis of %s/%s: %s", md.namespace, md.name, error)
-            return {q.metric_name: (None, None) for q in queries}, str(error)
-        return results, None
 
     def _launcher(self, name: str) -> Launcher:
         if name not in self._launchers:
             self._launchers[name] = self._launcher_factory(name)
         return self._launchers[name]
 
-    def _read_triggers_if_due(
-        self, md: ModelDeployment, now: datetime
-    ) -> dict[int, TriggerReading] | None:
-        """Run the drift/decay queries when they are due; a provider error is a reading
-        error (reported in the RetrainingReady condition), never a crash."""
-        queries = retraining_queries(md, now)
-        if queries is None:
-            return None
-        provider = self._prometheus(md)
-        readings: dict[int, TriggerReading] = {}
-        for query in queries:
-            if query.query is None or provider is None:
-                error = query.error or NO_PROMETHEUS
-                readings[query.index] = TriggerReading(error=error)
-                continue
-            try:
-                readings[query.index] = TriggerReading(value=provider.run_query(query.query))
-            except MetricsUnavailableError as error:
-                # Reported in the RetrainingReady condition; logged only when debugging.
-                log.debug("retraining trigger of %s/%s: %s", md.namespace, md.name, error)
-                readings[query.index] = TriggerReading(error=str(error))
-        return readings
-
-    def _run_outcomes(self, md: ModelDeployment) -> dict[str, RunOutcome]:
-        """What the launcher reports about each active run; unreadable ones are left out."""
-        runs = active_runs(md)
+    def _run_outcomes(self, md: ModelDeployment, runs: tuple[str, ...]) -> dict[str, RunOutcome]:
+        """What the launcher reports about each run; unreadable ones are left out."""
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
         if not runs or pipeline is None:
             return {}
@@ -375,17 +321,17 @@ class Reconciler:
         outcomes: dict[str, RunOutcome] = {}
         for run in runs:
             try:
-                outcome = launcher.outcome(md, run.name)
+                outcome = launcher.outcome(md, run)
             except PipelineError as error:
-                log.warning("retraining run %s/%s: %s", md.namespace, run.name, error)
+                log.warning("retraining run %s/%s: %s", md.namespace, run, error)
                 continue
-            key = (md.namespace, md.name, run.name)
+            key = (md.namespace, md.name, run)
             failure = self._launch_failures.get(key)
             if outcome.state == "NotFound" and failure:
                 outcome = RunOutcome("NotFound", failure)
             elif outcome.state != "NotFound":
                 self._launch_failures.pop(key, None)
-            outcomes[run.name] = outcome
+            outcomes[run] = outcome
         return outcomes
 
     def _launch(self, request: LaunchRequest, events: list[Event], result: ReconcileResult) -> None:
@@ -414,36 +360,18 @@ class Reconciler:
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
 
-    def _read_slo_if_due(self, md: ModelDeployment, now: datetime) -> SloReading | None:
-        spec = md.spec
-        if Capability.MONITORING not in capabilities(spec.maturity.level, spec.maturity.overrides):
-            return None
-        monitoring = spec.monitoring
-        interval = parse_duration(monitoring.interval if monitoring else "30s")
-        last = md.status.slo
-        healthy = cond.get_condition(md.status.conditions, cond.MONITORING_READY)
-        fresh = last is not None and (now - parse_time(last.measured_at)).total_seconds() < interval
-        if fresh and healthy is not None and healthy.status == "True":
-            return None
-        provider = self._prometheus(md)
-        if provider is None:
-            return SloReading(error=NO_PROMETHEUS)
-        return read_slo(provider, md, now)
 
-
-def read_slo(provider: MetricProvider, md: ModelDeployment, now: datetime) -> SloReading:
-    """The SLO indicators of `md`'s stable model, or why they could not be read."""
-    variables = query_variables(md, interval=SLO_WINDOW)
-    values: dict[str, float | None] = {}
-    try:
-        for field_name, indicator in indicators(md.spec.model.kind).items():
-            values[field_name] = provider.run_query(render(indicator.query, variables))
-    except MetricsUnavailableError as error:
-        return SloReading(error=str(error))
-    snapshot = SloSnapshot(measured_at=timestamp(now), **values)
-    slo = effective_slo(md.spec.model.kind, md.spec.monitoring.slo if md.spec.monitoring else None)
-    return SloReading(
-        snapshot=snapshot.model_copy(update={"within_slo": within_slo(snapshot, slo)})
+def _log_result(md: ModelDeployment, result: ReconcileResult) -> None:
+    if not (result.applied or result.deleted or result.status_written or result.events):
+        log.debug("reconcile %s/%s: no change", md.namespace, md.name)
+        return
+    log.info(
+        "reconciled %s/%s: applied %s, deleted %s, events %s",
+        md.namespace,
+        md.name,
+        result.applied,
+        result.deleted,
+        [e.reason for e in result.events],
     )
 
 

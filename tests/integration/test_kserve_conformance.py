@@ -27,7 +27,9 @@ from rung.api.status import ModelRef
 from rung.kube import FIELD_MANAGER, kind_of
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.inference_service import model_hash
+from rung.plan.live import LiveObjects
 from rung.plan.monitoring import plan_monitoring
+from rung.plan.reads import stable_targets
 from rung.plan.reconcile import ClusterFeatures, Observation, plan
 from rung.plan.routers import Traffic, router_for
 
@@ -81,7 +83,7 @@ def _phases(md: ModelDeployment) -> Iterator[tuple[str, list[Obj]]]:
     yield "stable", first.desired
     if md.spec.maturity.level < 2:
         return
-    monitoring = plan_monitoring(md, FEATURES)
+    monitoring = plan_monitoring(md, FEATURES, stable_targets(md, LiveObjects()))
     router = router_for(md.spec.rollout.router if md.spec.rollout else "kserve")
     base = Traffic(stable=stable_ref, annotations=monitoring.predictor_annotations)
     steps = md.spec.rollout.steps if md.spec.rollout else [10, 25, 50, 100]

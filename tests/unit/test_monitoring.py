@@ -1,4 +1,5 @@
-"""rung.plan.monitoring: SLO defaults, scrape setup, alert rules and the SLO verdict."""
+"""rung.plan.monitoring, rung.plan.slo and query variables: SLO defaults, scrape setup,
+alert rules and the SLO verdict."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from rung.api.spec import Slo
 from rung.api.status import SloSnapshot
 from rung.plan.monitoring import (
     KSERVE_SCRAPE_ANNOTATION,
-    EffectiveSlo,
     build_pod_monitor,
     build_prometheus_rule,
-    effective_slo,
     plan_monitoring,
-    query_variables,
-    within_slo,
 )
-from rung.plan.reconcile import ClusterFeatures
+from rung.plan.observation import ClusterFeatures
+from rung.plan.promql import Targets, query_variables
+from rung.plan.slo import EffectiveSlo, effective_slo, within_slo
 
 from . import factories as f
+
+STABLE = Targets(stable="fraud-predictor", canary=None)
 
 # --- effective_slo -------------------------------------------------------------------
 
@@ -115,7 +116,8 @@ def test_within_slo(snapshot: SloSnapshot, slo: EffectiveSlo, verdict: bool | No
 
 
 def test_query_variables_name_predictor_workloads() -> None:
-    assert query_variables(f.md(), "fraud-canary-predictor", "5m") == {
+    targets = Targets(stable="fraud-predictor", canary="fraud-canary-predictor")
+    assert query_variables(f.md(), targets, "5m", target="fraud-canary-predictor") == {
         "namespace": f.NAMESPACE,
         "name": f.NAME,
         "target": "fraud-canary-predictor",
@@ -126,12 +128,12 @@ def test_query_variables_name_predictor_workloads() -> None:
 
 
 def test_query_variables_default_target_is_stable() -> None:
-    variables = query_variables(f.md(), stable="fraud-r-1a2b3c4d-predictor")
+    variables = query_variables(f.md(), Targets("fraud-r-1a2b3c4d-predictor", None))
     assert variables["target"] == variables["stable"] == "fraud-r-1a2b3c4d-predictor"
 
 
 def test_without_prometheus_operator_scrape_annotations_and_no_objects() -> None:
-    plan = plan_monitoring(f.md(level=1), ClusterFeatures(prometheus_operator=False))
+    plan = plan_monitoring(f.md(level=1), ClusterFeatures(prometheus_operator=False), STABLE)
     assert plan.objects == []
     assert plan.predictor_annotations == {
         KSERVE_SCRAPE_ANNOTATION: "true",
@@ -143,7 +145,7 @@ def test_without_prometheus_operator_scrape_annotations_and_no_objects() -> None
 
 
 def test_with_prometheus_operator_pod_monitor_and_rule() -> None:
-    plan = plan_monitoring(f.md(level=1), ClusterFeatures(prometheus_operator=True))
+    plan = plan_monitoring(f.md(level=1), ClusterFeatures(prometheus_operator=True), STABLE)
     assert [o["kind"] for o in plan.objects] == ["PodMonitor", "PrometheusRule"]
     assert plan.predictor_annotations == {KSERVE_SCRAPE_ANNOTATION: "true"}
     assert "PodMonitor fraud-model-server" in plan.description
@@ -159,7 +161,9 @@ def test_pod_monitor_selects_every_predictor_pod_of_the_deployment() -> None:
     assert endpoint["path"] == "/metrics"
 
 
-@pytest.mark.parametrize("build", [build_pod_monitor, build_prometheus_rule])
+@pytest.mark.parametrize(
+    "build", [build_pod_monitor, lambda md: build_prometheus_rule(md, STABLE)]
+)
 def test_monitoring_objects_are_owned_and_labelled(build: Any) -> None:
     md = f.md(level=1)
     meta = build(md)["metadata"]
@@ -173,14 +177,14 @@ def test_monitoring_objects_are_owned_and_labelled(build: Any) -> None:
 
 
 def rules_of(md_kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    rule = build_prometheus_rule(f.md(level=1, **md_kwargs))
+    rule = build_prometheus_rule(f.md(level=1, **md_kwargs), STABLE)
     (group,) = rule["spec"]["groups"]
     assert group["name"] == f"rung.{f.NAMESPACE}.{f.NAME}.slo"
     return {r["alert"]: r for r in group["rules"]}
 
 
 def test_prometheus_rule_identity() -> None:
-    rule = build_prometheus_rule(f.md(level=1))
+    rule = build_prometheus_rule(f.md(level=1), STABLE)
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["kind"] == "PrometheusRule"
     assert rule["metadata"]["name"] == "fraud-slo"

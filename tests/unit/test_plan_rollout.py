@@ -14,8 +14,7 @@ from rung.api.spec import ModelSource
 from rung.api.status import Condition, ModelDeploymentStatus, ModelRef
 from rung.plan.conditions import get_condition
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, model_hash
-from rung.plan.monitoring import query_variables
-from rung.plan.promql import ERROR_RATE, LATENCY_P95, render
+from rung.plan.promql import ERROR_RATE, LATENCY_P95, Targets, query_variables, render
 from rung.plan.reconcile import AnalysisQuery, Observation, Plan, analysis_queries, plan
 
 from . import factories as f
@@ -302,7 +301,7 @@ def test_default_queries_target_the_canary(router: str) -> None:
     cluster, started = start(router)
     md = after(started, router)
     stable, canary = TARGETS[router]
-    variables = query_variables(md, canary, "1m", stable=stable, canary=canary)
+    variables = query_variables(md, Targets(stable, canary), "1m", target=canary)
     queries = analysis_queries(md, cluster.observe(md, T0).live, T0 + timedelta(seconds=60))
     assert queries == [
         AnalysisQuery("error-rate", render(ERROR_RATE.query, variables), None),

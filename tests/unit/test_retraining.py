@@ -14,6 +14,7 @@ from rung.api.status import ModelDeploymentStatus, RetrainingStatus
 from rung.plan.conditions import get_condition
 from rung.plan.events import Event, timestamp
 from rung.plan.observation import RunOutcome, TriggerReading
+from rung.plan.promql import Targets
 from rung.plan.reconcile import Observation, Plan, plan
 from rung.plan.retraining import (
     MAX_LAUNCH_ATTEMPTS,
@@ -26,6 +27,8 @@ from rung.plan.retraining import (
 )
 
 from . import factories as f
+
+STABLE = Targets(stable="fraud-predictor", canary=None)
 
 T0 = f.NOW
 JOB = {
@@ -545,7 +548,7 @@ def test_cron_keywords_work() -> None:
 
 
 def test_queries_are_rendered_with_the_deployments_variables() -> None:
-    queries = retraining_queries(deployment(triggers=[DAILY, DRIFT, DECAY]), T0)
+    queries = retraining_queries(deployment(triggers=[DAILY, DRIFT, DECAY]), T0, STABLE)
     assert queries is not None
     assert [(q.index, q.query) for q in queries] == [
         (1, 'max(drift_score{namespace="team-a", model="fraud"})'),
@@ -556,8 +559,8 @@ def test_queries_are_rendered_with_the_deployments_variables() -> None:
 def test_queries_run_every_monitoring_interval() -> None:
     done = RetrainingStatus(evaluated_at=f.NOW_TEXT)
     md = deployment(retraining=done)
-    assert retraining_queries(md, T0 + timedelta(seconds=29)) is None
-    assert retraining_queries(md, T0 + timedelta(seconds=30)) is not None
+    assert retraining_queries(md, T0 + timedelta(seconds=29), STABLE) is None
+    assert retraining_queries(md, T0 + timedelta(seconds=30), STABLE) is not None
 
 
 @pytest.mark.parametrize(
@@ -570,12 +573,12 @@ def test_queries_run_every_monitoring_interval() -> None:
     ids=["retraining-off", "no-pipeline", "no-query-triggers"],
 )
 def test_no_queries(md: ModelDeployment) -> None:
-    assert retraining_queries(md, T0) is None
+    assert retraining_queries(md, T0, STABLE) is None
 
 
 def test_a_bad_template_is_an_error_not_a_query() -> None:
     md = deployment(triggers=[{**DRIFT, "query": "max(drift{x='{{ nope }}'})"}])
-    (query,) = retraining_queries(md, T0) or []
+    (query,) = retraining_queries(md, T0, STABLE) or []
     assert query.query is None
     assert query.error is not None
     assert "nope" in query.error

@@ -468,3 +468,11 @@ class ModelDeploymentSpec(ApiModel):
     """Level 4: explainer and payload logging."""
     governance: Governance | None = None
     """Level 4: ownership metadata, required at level 4."""
+
+    def monitoring_or_default(self) -> Monitoring:
+        """spec.monitoring, or its defaults when unset (the one place they are stated)."""
+        return self.monitoring or Monitoring()
+
+    def rollout_or_default(self) -> Rollout:
+        """spec.rollout, or its defaults when unset (the one place they are stated)."""
+        return self.rollout or Rollout()

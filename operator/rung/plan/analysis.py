@@ -8,7 +8,6 @@ from typing import Literal
 
 from rung.api.spec import AnalysisMetric, ModelDeploymentSpec, NoDataPolicy
 from rung.api.status import CheckResult
-from rung.plan.monitoring import effective_slo
 from rung.plan.promql import (
     ERROR_RATE,
     INTER_TOKEN_LATENCY_P95,
@@ -16,6 +15,7 @@ from rung.plan.promql import (
     LLM_LATENCY_P95,
     TTFT_P95,
 )
+from rung.plan.slo import effective_slo
 
 Verdict = Literal["pass", "fail", "hold"]
 

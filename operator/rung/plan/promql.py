@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelKind
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
@@ -26,6 +27,32 @@ VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
 """Template variables. `target`, `stable` and `canary` are predictor workload names
 (the Deployment, e.g. `fraud-predictor`; a revision in Serverless mode): pods are
 named `<workload>-...` and a mesh reports the workload as destination."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Workload names of stable and canary for query templates, as a router names them."""
+
+    stable: str
+    canary: str | None
+
+
+def query_variables(
+    md: ModelDeployment, targets: Targets, interval: str = "1m", target: str | None = None
+) -> dict[str, str]:
+    """Template variables for queries about the workload `target` (default: stable).
+
+    Workload names come from the router (`Router.targets`); without a canary,
+    `{{ canary }}` is empty.
+    """
+    return {
+        "namespace": md.namespace,
+        "name": md.name,
+        "target": target or targets.stable,
+        "stable": targets.stable,
+        "canary": targets.canary or "",
+        "interval": interval,
+    }
 
 
 class TemplateError(ValueError):

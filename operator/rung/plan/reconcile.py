@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from rung.api._base import parse_duration
 from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
 from rung.api.status import (
     HISTORY_LIMIT,
@@ -22,9 +20,9 @@ from rung.api.status import (
     Phase,
     SloSnapshot,
 )
-from rung.ladder import Capability, LadderResult, capabilities
+from rung.ladder import Capability, capabilities
 from rung.plan import conditions as cond
-from rung.plan.analysis import Measurement, analysis_metrics, check, needs_stable, verdict
+from rung.plan.analysis import Measurement, analysis_metrics, check, verdict
 from rung.plan.apply_failure import keep_apply_failure
 from rung.plan.events import Event, timestamp
 from rung.plan.explainability import governance_conditions
@@ -35,18 +33,23 @@ from rung.plan.inference_service import (
     model_hash,
 )
 from rung.plan.live import annotation
-from rung.plan.monitoring import MonitoringPlan, plan_monitoring, query_variables
+from rung.plan.monitoring import MonitoringPlan, plan_monitoring
 from rung.plan.observation import AnalysisQuery, ClusterFeatures, Observation, SloReading
-from rung.plan.promql import render
+from rung.plan.reads import (
+    analysis_queries,
+    canary_on,
+    rollout_settings,
+    rollout_state,
+    router_of,
+    stable_targets,
+)
 from rung.plan.retraining import RETRAINING_READY, LaunchRequest, decide
 from rung.plan.rollout import (
     Observed,
-    RolloutSettings,
     RolloutState,
     advance,
-    analysis_due,
 )
-from rung.plan.routers import LiveObjects, Router, Traffic, router_for
+from rung.plan.routers import Router, Traffic
 
 __all__ = [
     "AnalysisQuery",
@@ -73,84 +76,12 @@ class Plan:
     """A retraining run to launch after the status write (same name again: idempotent)."""
 
 
-def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettings:
-    """spec.rollout in the state machine's units; the approval gate from the ladder."""
-    rollout = md.spec.rollout
-    manual = Capability.APPROVAL_GATE in ladder or (
-        rollout is not None and rollout.gate == "manual"
-    )
-    if rollout is None:
-        return RolloutSettings(manual_gate=manual)
-    return RolloutSettings(
-        steps=tuple(rollout.steps),
-        interval_seconds=parse_duration(rollout.interval),
-        deadline_seconds=parse_duration(rollout.progress_deadline),
-        failure_limit=rollout.analysis.failure_limit if rollout.analysis else 2,
-        manual_gate=manual,
-    )
-
-
-def _router(md: ModelDeployment) -> Router:
-    return router_for(md.spec.rollout.router if md.spec.rollout else "kserve")
-
-
-def _canary_on(md: ModelDeployment) -> tuple[LadderResult, bool]:
-    """The ladder, and whether a canary can run (on, and a stable model to compare with)."""
-    ladder = capabilities(md.spec.maturity.level, md.spec.maturity.overrides)
-    stable = md.status.stable
-    return ladder, Capability.CANARY in ladder and stable is not None and stable.model is not None
-
-
-def analysis_queries(
-    md: ModelDeployment, live: LiveObjects, now: datetime
-) -> list[AnalysisQuery] | None:
-    """The PromQL to run this pass, or None when no analysis is due."""
-    ladder, canary_on = _canary_on(md)
-    canary = md.status.canary
-    if not canary_on or canary is None or md.status.stable is None:
-        return None
-    router = _router(md)
-    state = _rollout_state(md)
-    if not analysis_due(
-        state, rollout_settings(md, ladder), router.canary_ready(md, canary, live), now
-    ):
-        return None
-    targets = router.targets(md, md.status.stable, canary, live)
-    if targets.canary is None:
-        return []
-    window = md.spec.rollout.interval if md.spec.rollout else "1m"
-    window = window if parse_duration(window) >= 10 else "10s"
-    canary_vars = query_variables(
-        md, targets.canary, window, stable=targets.stable, canary=targets.canary
-    )
-    stable_vars = {**canary_vars, "target": targets.stable}
-    return [
-        AnalysisQuery(
-            metric_name=metric.name,
-            canary=render(metric.query, canary_vars),
-            stable=render(metric.query, stable_vars) if needs_stable(metric) else None,
-        )
-        for metric in analysis_metrics(md.spec)
-    ]
-
-
-def _rollout_state(md: ModelDeployment) -> RolloutState:
-    old = md.status
-    assert old.stable is not None
-    return RolloutState(
-        stable=old.stable,
-        canary=old.canary,
-        phase=old.phase,
-        analysis=old.analysis,
-        rejected=old.rejected,
-    )
-
-
 def plan(obs: Observation) -> Plan:
     """Desired objects, status and events for one ModelDeployment."""
     md, now = obs.md, timestamp(obs.now)
     spec, old = md.spec, md.status
-    ladder, canary_on = _canary_on(md)
+    ladder = capabilities(spec.maturity.level, spec.maturity.overrides)
+    canary_running = canary_on(md, ladder)
     events: list[Event] = []
     history = list(old.history)
     if ladder.refused and old.capabilities != ladder.ordered():
@@ -178,10 +109,10 @@ def plan(obs: Observation) -> Plan:
             )
         )
 
-    router = _router(md)
+    router = router_of(md)
     rollout_phase: Phase | None = None
-    if canary_on:
-        state = _rollout_state(md)
+    if canary_running:
+        state = rollout_state(md)
         assert state.stable is not None
         observed = _observe_rollout(obs, router, state)
         decision = advance(state, wanted, rollout_settings(md, ladder), observed, obs.now)
@@ -195,7 +126,7 @@ def plan(obs: Observation) -> Plan:
 
     monitoring: MonitoringPlan | None = None
     if Capability.MONITORING in ladder:
-        monitoring = plan_monitoring(md, obs.features)
+        monitoring = plan_monitoring(md, obs.features, stable_targets(md, obs.live))
     annotations = monitoring.predictor_annotations if monitoring else {}
     assert stable.model is not None
     if Capability.CANARY in ladder:

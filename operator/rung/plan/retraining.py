@@ -45,9 +45,8 @@ from rung.api.status import (
 )
 from rung.ladder import Capability, capabilities
 from rung.plan.events import Event, parse_time, timestamp
-from rung.plan.monitoring import query_variables
 from rung.plan.observation import RunOutcome, TriggerReading
-from rung.plan.promql import TemplateError, render
+from rung.plan.promql import Targets, TemplateError, query_variables, render
 
 RETRAINING_READY = "RetrainingReady"
 MAX_LAUNCH_ATTEMPTS = 3
@@ -104,7 +103,9 @@ def retraining_on(md: ModelDeployment) -> bool:
     return Capability.RETRAINING in ladder
 
 
-def retraining_queries(md: ModelDeployment, now: datetime) -> list[TriggerQuery] | None:
+def retraining_queries(
+    md: ModelDeployment, now: datetime, targets: Targets
+) -> list[TriggerQuery] | None:
     """The drift/decay queries to run this pass, or None when no evaluation is due.
 
     Triggers are evaluated every `spec.monitoring.interval` (default 30s), which is
@@ -118,10 +119,10 @@ def retraining_queries(md: ModelDeployment, now: datetime) -> list[TriggerQuery]
         return None
     old = md.status.retraining
     if old is not None and old.evaluated_at is not None:
-        interval = parse_duration(md.spec.monitoring.interval if md.spec.monitoring else "30s")
+        interval = parse_duration(md.spec.monitoring_or_default().interval)
         if (now - parse_time(old.evaluated_at)).total_seconds() < interval:
             return None
-    variables = query_variables(md)
+    variables = query_variables(md, targets)
     queries = []
     for index, trigger in indexed:
         assert trigger.query is not None

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
 from rung.plan.live import LiveObjects
+from rung.plan.promql import Targets
 
 __all__ = ["LiveObjects", "Router", "Targets", "Traffic"]
 
@@ -33,14 +34,6 @@ class Traffic:
     """The canary failed or was refused: take it out of the traffic path."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     """Extra annotations for every InferenceService (e.g. scrape annotations)."""
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Workload names of stable and canary, for PromQL templates."""
-
-    stable: str
-    canary: str | None
 
 
 class Router(Protocol):

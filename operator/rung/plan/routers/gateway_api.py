@@ -15,7 +15,8 @@ from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, build_inference_service
 from rung.plan.live import LiveObjects, annotation, condition_true
-from rung.plan.routers.base import Targets, Traffic
+from rung.plan.promql import Targets
+from rung.plan.routers.base import Traffic
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 PREDICTOR_PORT = 80

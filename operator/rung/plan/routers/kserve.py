@@ -22,7 +22,8 @@ from rung.plan.inference_service import (
     build_inference_service,
 )
 from rung.plan.live import LiveObjects, Obj, annotation, condition_true
-from rung.plan.routers.base import Targets, Traffic
+from rung.plan.promql import Targets
+from rung.plan.routers.base import Traffic
 
 
 def canary_predictor_name(canary: ModelRef) -> str:

@@ -190,6 +190,8 @@ class Reconciler:
                 log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
                 the_plan.events.extend(failure_events)
             body = self._write_status(body, failed, result)
+        elif the_plan.status_when_applied is not None:
+            body = self._write_status(body, the_plan.status_when_applied, result)
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events

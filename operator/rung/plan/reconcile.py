@@ -74,6 +74,9 @@ class Plan:
     events: list[Event]
     launch: LaunchRequest | None = None
     """A retraining run to launch after the status write (same name again: idempotent)."""
+    status_when_applied: ModelDeploymentStatus | None = None
+    """While an earlier apply failure is kept in `status`: the status to write once the
+    desired objects have been applied without error."""
 
 
 def plan(obs: Observation) -> Plan:
@@ -165,10 +168,6 @@ def plan(obs: Observation) -> Plan:
     events.extend(governance_events)
 
     conditions, slo = _monitoring_status(conditions, monitoring, obs, now)
-    apply_failed = keep_apply_failure(old.conditions, obs.owned, desired)
-    if apply_failed is not None:
-        conditions = [apply_failed if c.type == cond.DEGRADED else c for c in conditions]
-
     retraining = old.retraining
     launch = None
     if Capability.RETRAINING in ladder:
@@ -187,8 +186,7 @@ def plan(obs: Observation) -> Plan:
     if rollout_phase is not None:
         phase = rollout_phase
     else:
-        failed = failure or apply_failed is not None
-        phase = "Failed" if failed else ("Ready" if is_ready else "Progressing")
+        phase = "Failed" if failure else ("Ready" if is_ready else "Progressing")
     status = ModelDeploymentStatus(
         observed_generation=md.generation,
         level=spec.maturity.level,
@@ -205,7 +203,20 @@ def plan(obs: Observation) -> Plan:
         history=history[-HISTORY_LIMIT:],
         conditions=conditions,
     )
-    return Plan(desired=desired, status=status, events=events, launch=launch)
+    apply_failed = keep_apply_failure(old.conditions, obs.owned, desired)
+    if apply_failed is None:
+        return Plan(desired=desired, status=status, events=events, launch=launch)
+    # An earlier apply failed and the objects are still not in place: status keeps
+    # saying so until an apply succeeds (then `status_when_applied` is written).
+    kept = status.model_copy(
+        update={
+            "conditions": [apply_failed if c.type == cond.DEGRADED else c for c in conditions],
+            "phase": phase if rollout_phase is not None else "Failed",
+        }
+    )
+    return Plan(
+        desired=desired, status=kept, events=events, launch=launch, status_when_applied=status
+    )
 
 
 def _serving_ready(

@@ -1,0 +1,275 @@
+"""rung.reconciler.Reconciler with a fake Kube: read, plan, apply, write status once.
+
+The fake keeps objects in memory and counts every call, so each test states exactly
+which API requests a reconcile makes. (Unit tests only: integration tests use a real
+API server.)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, Kind, kind_of
+from rung.metrics import MetricsUnavailableError
+from rung.plan.events import Event
+from rung.reconciler import Reconciler, TransientError
+from rung.settings import OperatorSettings
+
+from . import factories as f
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class FakeKube:
+    """The handful of calls Reconciler makes, against dicts, with a call log."""
+
+    objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    fail_apply: ApiException | None = None
+    conflicts: int = 0
+    """How many status writes answer 409 before one succeeds."""
+    api_client: Any = None
+
+    def put(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        self.calls.append(f"get {kind.kind}")
+        found = self.objects.get((kind.kind, namespace, name))
+        return copy.deepcopy(found)
+
+    def list_owned(self, kind: Kind, namespace: str, owner: str, uid: str) -> list[Obj]:
+        self.calls.append(f"list {kind.kind}")
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind.kind and ns == namespace
+        ]
+
+    def apply(self, manifest: Obj) -> Obj:
+        self.calls.append(f"apply {manifest['kind']}")
+        if self.fail_apply is not None:
+            raise self.fail_apply
+        stored = copy.deepcopy(manifest)
+        old = self.objects.get((manifest["kind"], f.NAMESPACE, manifest["metadata"]["name"]))
+        if old is not None and "status" in old:
+            stored["status"] = old["status"]
+        self.put(stored)
+        return stored
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self.calls.append(f"delete {kind.kind}")
+        self.objects.pop((kind.kind, namespace, name), None)
+
+    def replace_status(self, body: Obj, status: Obj) -> Obj:
+        self.calls.append("status ModelDeployment")
+        if self.conflicts:
+            self.conflicts -= 1
+            raise ApiException(status=409, reason="Conflict")
+        stored = self.objects[("ModelDeployment", f.NAMESPACE, f.NAME)]
+        stored["status"] = copy.deepcopy(status)
+        return copy.deepcopy(stored)
+
+    def has_crd(self, kind: Kind) -> bool:
+        return True
+
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(("get", "list"))]
+
+
+@dataclass
+class Recorder:
+    events: list[Event] = field(default_factory=list)
+
+    def post(self, body: Obj, event: Event) -> None:
+        self.events.append(event)
+
+
+@dataclass
+class FakeProvider:
+    answer: Callable[[str], float | None] = lambda query: 0.0
+    asked: list[str] = field(default_factory=list)
+
+    def run_query(self, query: str) -> float | None:
+        self.asked.append(query)
+        return self.answer(query)
+
+    def is_online(self) -> bool:
+        return True
+
+
+@dataclass
+class World:
+    kube: FakeKube
+    events: Recorder
+    provider: FakeProvider
+    clock: list[datetime]
+    reconciler: Reconciler
+
+    def reconcile(self) -> Any:
+        self.kube.calls.clear()
+        return self.reconciler.reconcile(f.NAMESPACE, f.NAME)
+
+    def md(self) -> Obj:
+        return self.kube.objects[("ModelDeployment", f.NAMESPACE, f.NAME)]
+
+    def make_isvc_ready(self) -> None:
+        isvc = self.kube.objects[("InferenceService", f.NAMESPACE, f.NAME)]
+        isvc["status"] = {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "url": "http://fraud.team-a",
+        }
+
+
+def world(**md_kwargs: Any) -> World:
+    kube = FakeKube()
+    body = f.body(**md_kwargs)
+    body["metadata"]["resourceVersion"] = "1"
+    kube.put(body)
+    events, provider, clock = Recorder(), FakeProvider(), [f.NOW]
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        OperatorSettings(prometheus_url="http://prometheus:9090"),
+        events,
+        clock=lambda: clock[0],
+        providers=lambda name, url: provider,
+    )
+    return World(kube, events, provider, clock, reconciler)
+
+
+def test_read_plan_apply_then_idle() -> None:
+    w = world()
+
+    first = w.reconcile()
+    assert first.applied == ["InferenceService/fraud"]
+    assert w.kube.writes() == ["status ModelDeployment", "apply InferenceService"]
+    assert [e.reason for e in w.events.events] == ["Deploying"]
+    assert w.md()["status"]["phase"] == "Progressing"
+
+    w.make_isvc_ready()
+    second = w.reconcile()
+    assert second.applied == []
+    assert w.kube.writes() == ["status ModelDeployment"]
+    assert w.md()["status"]["phase"] == "Ready"
+
+    third = w.reconcile()
+    assert (third.applied, third.status_written, third.events) == ([], False, [])
+    assert w.kube.writes() == []
+
+
+def test_a_conflict_on_the_status_write_reads_again_and_retries() -> None:
+    w = world()
+    w.kube.conflicts = 1
+    result = w.reconcile()
+    assert result.status_written
+    assert w.kube.calls.count("get ModelDeployment") == 2
+    assert w.kube.calls.count("status ModelDeployment") == 2
+
+
+def test_conflicts_that_persist_are_transient_errors() -> None:
+    w = world()
+    w.kube.conflicts = 10
+    with pytest.raises(TransientError):
+        w.reconcile()
+
+
+def refusal(message: str) -> ApiException:
+    error = ApiException(status=400, reason="Bad Request")
+    error.body = json.dumps({"kind": "Status", "message": message, "code": 400})
+    return error
+
+
+def test_an_apply_failure_is_degraded_once_with_the_message() -> None:
+    w = world()
+    w.kube.fail_apply = refusal('admission webhook "x" denied the request: no')
+
+    w.reconcile()
+    status = w.md()["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
+    assert "denied the request: no" in degraded["message"]
+    assert status["phase"] == "Failed"
+    assert "ApplyFailed" in [e.reason for e in w.events.events]
+
+    w.events.events.clear()
+    again = w.reconcile()
+    assert w.kube.writes() == ["apply InferenceService"]  # tried again, status untouched
+    assert (again.status_written, w.events.events) == (False, [])
+
+    w.kube.fail_apply = None
+    w.reconcile()
+    degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False"
+
+
+def test_server_errors_on_apply_are_reported_not_raised() -> None:
+    w = world()
+    w.kube.fail_apply = ApiException(status=500, reason="Internal Server Error")
+    w.reconcile()
+    degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+
+
+def test_level_1_reads_the_slo_when_due_and_not_before() -> None:
+    w = world(level=1)
+    w.provider.answer = lambda query: 0.5 if "5.." in query else 12.0
+    w.reconcile()
+    slo = w.md()["status"]["slo"]
+    assert slo["errorRate"] == 0.5
+    assert slo["withinSlo"] is False
+    asked = len(w.provider.asked)
+    assert asked == 3  # request rate, error rate, p95 latency
+
+    w.reconcile()
+    assert len(w.provider.asked) == asked  # fresh: nothing due
+
+    w.clock[0] = f.NOW + timedelta(seconds=31)
+    w.reconcile()
+    assert len(w.provider.asked) == 2 * asked
+
+
+def test_an_unreachable_prometheus_is_a_condition_not_an_exception() -> None:
+    w = world(level=1)
+
+    def down(query: str) -> float | None:
+        raise MetricsUnavailableError("Prometheus at http://prometheus:9090: timed out")
+
+    w.provider.answer = down
+    w.reconcile()
+    ready = next(c for c in w.md()["status"]["conditions"] if c["type"] == "MonitoringReady")
+    assert (ready["status"], ready["reason"]) == ("False", "PrometheusUnreachable")
+    assert "timed out" in ready["message"]
+
+
+def test_a_deleted_model_deployment_reads_nothing_more() -> None:
+    w = world()
+    w.kube.objects.clear()
+    result = w.reconcile()
+    assert w.kube.calls == ["get ModelDeployment"]
+    assert not result.applied
+
+
+def test_owned_objects_no_longer_wanted_are_deleted() -> None:
+    w = world()
+    stray = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "fraud-model-server", "namespace": f.NAMESPACE},
+    }
+    w.kube.put(stray)
+    assert kind_of(stray).kind == "PodMonitor"
+    result = w.reconcile()
+    assert result.deleted == ["PodMonitor/fraud-model-server"]
+    assert ("PodMonitor", f.NAMESPACE, "fraud-model-server") not in w.kube.objects
+    assert INFERENCE_SERVICE.kind == "InferenceService"
+    assert MODEL_DEPLOYMENT.kind == "ModelDeployment"

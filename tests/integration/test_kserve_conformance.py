@@ -12,6 +12,7 @@ what Rung's drift check accepts as already applied, so an idle resync writes not
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,20 +123,21 @@ def _now() -> Any:
 def _dry_run_apply(api: client.ApiClient, manifest: Obj) -> Obj:
     kind = kind_of(manifest)
     meta = manifest["metadata"]
-    return dict(
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            kind.group,
-            kind.version,
-            meta["namespace"],
-            kind.plural,
-            meta["name"],
-            manifest,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            dry_run="All",
-            _content_type="application/apply-patch+yaml",
-        )
+    response = client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        kind.group,
+        kind.version,
+        meta["namespace"],
+        kind.plural,
+        meta["name"],
+        manifest,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        dry_run="All",
+        _content_type="application/apply-patch+yaml",
+        _preload_content=False,  # the client drops a 201 (created) body
     )
+    stored: Obj = json.loads(response.data)
+    return stored
 
 
 def _levels(own: int) -> list[int]:

@@ -15,11 +15,10 @@ import yaml
 def _run(args: argparse.Namespace) -> int:
     import kopf
     from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
 
     from rung.audit import AuditingEvents
     from rung.handlers import build_registry
-    from rung.kube import Kube, KubeEvents
+    from rung.kube import Kube, KubeEvents, load_config
     from rung.reconciler import Reconciler
     from rung.settings import OperatorSettings
 
@@ -35,10 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         verbose=args.verbose or base.verbose,
     )
     _configure_logging(settings.json_logs, settings.verbose)
-    try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    load_config()
     api = k8s.ApiClient()
     reconciler = Reconciler(Kube(api), settings, AuditingEvents(KubeEvents(api)))
     registry = build_registry(reconciler, settings)
@@ -106,72 +102,9 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _assess(args: argparse.Namespace) -> int:
-    """Read ModelDeployments and discover CRDs, then print the maturity report."""
-    from typing import cast
+    from rung.assess.cli import run
 
-    from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    from rung.api.crd import GROUP, PLURAL, VERSION
-    from rung.assess_render import render
-    from rung.kube import MODEL_DEPLOYMENT, Kind, Kube
-    from rung.plan.assessment import COMPONENT_CRDS, ClusterInventory, assess
-
-    namespace: str | None = args.namespace
-    try:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-        if namespace is None:
-            _, active = k8s_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-            namespace = ((active or {}).get("context") or {}).get("namespace") or "default"
-    except k8s_config.ConfigException as kubeconfig_error:
-        try:
-            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except k8s_config.ConfigException:
-            print(f"error: no Kubernetes configuration: {kubeconfig_error}", file=sys.stderr)
-            return 1
-        if namespace is None:
-            sa_namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-            namespace = sa_namespace.read_text().strip() if sa_namespace.exists() else "default"
-    scope = None if args.all_namespaces else namespace
-    kube = Kube(k8s.ApiClient())
-    try:
-        if not kube.has_crd(MODEL_DEPLOYMENT):
-            print(
-                f"error: the ModelDeployment CRD ({PLURAL}.{GROUP}) is not installed in this"
-                " cluster; install it with `rung crd | kubectl apply --server-side -f -`",
-                file=sys.stderr,
-            )
-            return 1
-        inventory = ClusterInventory.of(
-            *(c for c in COMPONENT_CRDS if kube.has_crd(Kind(c.group, c.version, c.plural, c.kind)))
-        )
-        bodies: list[dict[str, Any]] = []
-        page_token: str | None = None
-        while True:
-            if scope is None:
-                listed = kube.custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, limit=500, _continue=page_token
-                )
-            else:
-                listed = kube.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, scope, PLURAL, limit=500, _continue=page_token
-                )
-            page = cast(dict[str, Any], listed)
-            bodies.extend(page.get("items") or [])
-            page_token = (page.get("metadata") or {}).get("continue") or None
-            if not page_token:
-                break
-    except ApiException as error:
-        print(f"error: the API server refused: {error.status} {error.reason}", file=sys.stderr)
-        return 1
-    except (HTTPError, OSError) as error:
-        print(f"error: cannot reach the API server: {error}", file=sys.stderr)
-        return 1
-    report = assess(bodies, inventory, default_prometheus_url=args.prometheus_url, scope=scope)
-    sys.stdout.write(render(report, args.output))
-    return 0
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,15 +36,11 @@ def add_parsers(sub: Any) -> None:
 
 
 def _api() -> tuple[Any, str]:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        namespace = "default"
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        namespace = (context or {}).get("context", {}).get("namespace") or "default"
+    from rung.kube import load_config
+
+    namespace = load_config()
     return client.CustomObjectsApi(), namespace
 
 

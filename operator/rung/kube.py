@@ -4,39 +4,24 @@ handlers in worker threads)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, cast
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from rung.api.crd import GROUP, PLURAL, VERSION
+from rung.api.kinds import HTTP_ROUTE as HTTP_ROUTE
+from rung.api.kinds import INFERENCE_SERVICE as INFERENCE_SERVICE
+from rung.api.kinds import MODEL_DEPLOYMENT as MODEL_DEPLOYMENT
+from rung.api.kinds import POD_MONITOR as POD_MONITOR
+from rung.api.kinds import PROMETHEUS_RULE as PROMETHEUS_RULE
+from rung.api.kinds import Kind as Kind
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from rung.plan.events import Event
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "rung"
 
-
-@dataclass(frozen=True)
-class Kind:
-    """A namespaced custom resource type the operator reads or writes."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
-
-
-MODEL_DEPLOYMENT = Kind(GROUP, VERSION, PLURAL, "ModelDeployment")
-INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
-POD_MONITOR = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
-PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
-HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 OWNED_KINDS = (INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE, HTTP_ROUTE)
 """Kinds the operator creates; owned objects of these kinds that the plan no
 longer wants are deleted."""
@@ -48,6 +33,32 @@ def kind_of(manifest: dict[str, Any]) -> Kind:
         if manifest["apiVersion"] == kind.api_version and manifest["kind"] == kind.kind:
             return kind
     raise ValueError(f"rung does not manage {manifest['apiVersion']} {manifest['kind']}")
+
+
+def load_config() -> str:
+    """Configure the Kubernetes client and return the namespace to work in by default.
+
+    The configuration is found as controllers find it: the kubeconfig named by
+    $KUBECONFIG; else the pod's service account (in a cluster); else ~/.kube/config.
+    The namespace is the kubeconfig context's, or the service account's, else `default`.
+    Raises `kubernetes.config.ConfigException` when there is no configuration.
+    """
+    import os
+    from pathlib import Path
+
+    from kubernetes import config as k8s_config
+
+    if not os.environ.get("KUBECONFIG"):
+        try:
+            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            pass
+        else:
+            account = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            return (account.read_text().strip() if account.exists() else "") or "default"
+    k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    _, context = k8s_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    return ((context or {}).get("context") or {}).get("namespace") or "default"
 
 
 def is_transient(error: ApiException) -> bool:

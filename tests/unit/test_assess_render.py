@@ -1,4 +1,4 @@
-"""rung.assess_render: the table, JSON and Markdown forms of a maturity assessment."""
+"""rung.assess.render: the table, JSON and Markdown forms of a maturity assessment."""
 
 # Expected output holds the multiplication sign and en dash people read.
 # ruff: noqa: RUF001
@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from rung.assess_render import (
+from rung.api.kinds import INFERENCE_SERVICE
+from rung.assess import Assessment, ClusterInventory, assess
+from rung.assess.render import (
     FORMATS,
     align,
     climb_text,
@@ -21,14 +23,8 @@ from rung.assess_render import (
     render,
     to_json,
 )
-from rung.plan.assessment import (
-    COMPONENT_CRDS,
-    INFERENCE_SERVICES,
-    Assessment,
-    ClusterInventory,
-    Need,
-    assess,
-)
+from rung.plan.capability import Need
+from rung.plan.registry import COMPONENT_KINDS
 
 from . import factories as f
 
@@ -78,7 +74,7 @@ def ladder_bodies() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def report() -> Assessment:
-    return assess(ladder_bodies(), ClusterInventory.of(INFERENCE_SERVICES), scope=None)
+    return assess(ladder_bodies(), ClusterInventory.of(INFERENCE_SERVICE), scope=None)
 
 
 # --- JSON -------------------------------------------------------------------------------
@@ -246,7 +242,7 @@ def test_table_content(report: Assessment) -> None:
 
 
 def test_table_of_nothing(report: Assessment) -> None:
-    empty = assess([], ClusterInventory.of(*COMPONENT_CRDS), scope="team-z")
+    empty = assess([], ClusterInventory.of(*COMPONENT_KINDS), scope="team-z")
 
     text = render(empty, "table")
 
@@ -313,7 +309,7 @@ def test_markdown_already_missing_and_stale_notes() -> None:
         generation=2,
         status={"level": 1, "observedGeneration": 1, "capabilities": ["serving", "monitoring"]},
     )
-    report = assess([stale], ClusterInventory.of(*COMPONENT_CRDS), scope="team-a")
+    report = assess([stale], ClusterInventory.of(*COMPONENT_KINDS), scope="team-a")
 
     text = render(report, "markdown")
 

@@ -1,4 +1,5 @@
-"""rung.plan.assessment: levels, what the next level needs, and what capabilities cost."""
+"""rung.assess over the capability registry: levels, what the next level needs, and what
+capabilities cost (rung.plan.registry, rung.plan.sizing)."""
 
 # The expected summaries are what people read: the multiplication sign and en dash are meant.
 # ruff: noqa: RUF001
@@ -10,27 +11,28 @@ from typing import Any
 
 import pytest
 
-from rung.plan.assessment import (
+from rung.api.kinds import (
+    HTTP_ROUTE,
+    INFERENCE_SERVICE,
+    POD_MONITOR,
+    PROMETHEUS_RULE,
+    WORKFLOW_TEMPLATE,
+)
+from rung.assess import ClusterInventory, DeploymentAssessment, assess, assess_one
+from rung.plan.capability import Cost
+from rung.plan.explainability import LOGGER_DEFAULT_URL
+from rung.plan.registry import (
     ARGO_WORKFLOWS,
-    COMPONENT_CRDS,
+    COMPONENT_KINDS,
     EXPLAINER_CPU_MILLICORES,
     EXPLAINER_MEMORY_BYTES,
     GATEWAY_API,
-    HTTP_ROUTES,
-    INFERENCE_SERVICES,
+    PROMETHEUS_OPERATOR,
+)
+from rung.plan.sizing import (
     KSERVE_DEFAULT_CPU_MILLICORES,
     KSERVE_DEFAULT_MEMORY_BYTES,
-    LOGGER_DEFAULT_URL,
-    POD_MONITORS,
-    PROMETHEUS_OPERATOR,
-    PROMETHEUS_RULES,
-    WORKFLOW_TEMPLATES,
-    ClusterInventory,
-    Cost,
-    DeploymentAssessment,
     Resources,
-    assess,
-    assess_one,
     format_cpu,
     format_memory,
     parse_cpu,
@@ -41,7 +43,7 @@ from . import factories as f
 
 GI = 2**30
 MI = 2**20
-FULL = ClusterInventory.of(*COMPONENT_CRDS)
+FULL = ClusterInventory.of(*COMPONENT_KINDS)
 PROM = {"prometheus": {"url": "http://prometheus.monitoring:9090"}}
 JOB = {
     "type": "job",
@@ -265,30 +267,30 @@ COMPONENT_CASES: list[
     (
         "no Prometheus Operator: annotations fallback",
         {"level": 0, "monitoring": PROM},
-        ClusterInventory.of(INFERENCE_SERVICES),
+        ClusterInventory.of(INFERENCE_SERVICE),
         {
             PROMETHEUS_OPERATOR.name: (
                 False,
-                (POD_MONITORS.name, PROMETHEUS_RULES.name),
+                (POD_MONITOR.name, PROMETHEUS_RULE.name),
             )
         },
     ),
     (
         "PodMonitor without PrometheusRule",
         {"level": 0, "monitoring": PROM},
-        ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS),
-        {PROMETHEUS_OPERATOR.name: (False, (PROMETHEUS_RULES.name,))},
+        ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR),
+        {PROMETHEUS_OPERATOR.name: (False, (PROMETHEUS_RULE.name,))},
     ),
     (
         "gateway-api router without HTTPRoute",
         {"level": 1, "monitoring": PROM, "rollout": {"router": "gateway-api"}},
-        ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS, PROMETHEUS_RULES),
-        {GATEWAY_API.name: (True, (HTTP_ROUTES.name,))},
+        ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE),
+        {GATEWAY_API.name: (True, (HTTP_ROUTE.name,))},
     ),
     (
         "kserve router needs no HTTPRoute",
         {"level": 1, "monitoring": PROM, "rollout": {"router": "kserve"}},
-        ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS, PROMETHEUS_RULES),
+        ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE),
         {},
     ),
     (
@@ -300,8 +302,8 @@ COMPONENT_CASES: list[
                 "pipeline": {"type": "argo-workflow", "argoWorkflow": {"workflowTemplate": "t"}}
             },
         },
-        ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS, PROMETHEUS_RULES),
-        {ARGO_WORKFLOWS.name: (True, (WORKFLOW_TEMPLATES.name,))},
+        ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE),
+        {ARGO_WORKFLOWS.name: (True, (WORKFLOW_TEMPLATE.name,))},
     ),
     (
         "argo-workflow pipeline with Argo",
@@ -322,14 +324,14 @@ COMPONENT_CASES: list[
             "monitoring": PROM,
             "retraining": {"pipeline": {"type": "webhook", "webhook": {"url": "http://x"}}},
         },
-        ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS, PROMETHEUS_RULES),
+        ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE),
         {},
     ),
     (
         "no KServe",
         {"level": 0, "monitoring": PROM},
-        ClusterInventory.of(POD_MONITORS, PROMETHEUS_RULES),
-        {"KServe": (True, (INFERENCE_SERVICES.name,))},
+        ClusterInventory.of(POD_MONITOR, PROMETHEUS_RULE),
+        {"KServe": (True, (INFERENCE_SERVICE.name,))},
     ),
 ]
 
@@ -355,7 +357,7 @@ def test_missing_components(
 def test_a_missing_component_at_the_current_level_is_a_gap() -> None:
     argo = {"type": "argo-workflow", "argoWorkflow": {"workflowTemplate": "t"}}
     d = one(
-        inventory=ClusterInventory.of(INFERENCE_SERVICES, POD_MONITORS, PROMETHEUS_RULES),
+        inventory=ClusterInventory.of(INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE),
         level=3,
         monitoring=PROM,
         retraining={"pipeline": argo},
@@ -402,10 +404,10 @@ def test_custom_explainer_without_image_blocks_level_4() -> None:
 
 
 def test_inventory_has_a_component_only_with_all_its_crds() -> None:
-    partial = ClusterInventory.of(POD_MONITORS)
+    partial = ClusterInventory.of(POD_MONITOR)
 
-    assert partial.has(POD_MONITORS)
-    assert not partial.has(PROMETHEUS_RULES)
+    assert partial.has(POD_MONITOR)
+    assert not partial.has(PROMETHEUS_RULE)
     assert not partial.has(PROMETHEUS_OPERATOR)
     assert FULL.has(PROMETHEUS_OPERATOR)
 

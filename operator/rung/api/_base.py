@@ -7,6 +7,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+CAMEL_CASE = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+"""Python attributes in snake_case, JSON in camelCase (for models and pydantic dataclasses)."""
+
 
 class ApiModel(BaseModel):
     """Base of every API model: Python attributes in snake_case, JSON in camelCase.
@@ -16,8 +19,7 @@ class ApiModel(BaseModel):
     """
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
+        **CAMEL_CASE,
         extra="ignore",
         use_attribute_docstrings=True,
         frozen=True,

@@ -14,17 +14,10 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from rung.plan.assessment import (
-    COMPONENTS,
-    Assessment,
-    Cost,
-    DeploymentAssessment,
-    NamespaceSummary,
-    Need,
-    Resources,
-    format_cpu,
-    format_memory,
-)
+from pydantic_core import to_jsonable_python
+
+from rung.assess.report import Assessment, DeploymentAssessment, NamespaceSummary
+from rung.plan.capability import Need
 
 OutputFormat = Literal["table", "json", "markdown"]
 FORMATS: tuple[OutputFormat, ...] = ("table", "json", "markdown")
@@ -156,92 +149,8 @@ def _empty_text(assessment: Assessment) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _resources_json(r: Resources | None) -> dict[str, Any] | None:
-    if r is None:
-        return None
-    return {
-        "cpu": format_cpu(r.cpu_millicores),
-        "memory": format_memory(r.memory_bytes),
-        "gpus": r.gpus,
-        "cpuMillicores": r.cpu_millicores,
-        "memoryBytes": r.memory_bytes,
-    }
-
-
-def need_json(need: Need) -> dict[str, Any]:
-    """A need under stable keys."""
-    return {
-        "kind": need.kind,
-        "what": need.what,
-        "why": need.why,
-        "capability": need.capability,
-        "blocking": need.blocking,
-        "crds": list(need.crds),
-    }
-
-
-def cost_json(cost: Cost) -> dict[str, Any]:
-    """A cost under stable keys."""
-    return {
-        "capability": cost.capability,
-        "level": cost.level,
-        "active": cost.active,
-        "when": cost.when,
-        "summary": cost.summary,
-        "perUnit": _resources_json(cost.per_unit),
-        "unitsMin": cost.units_min,
-        "unitsMax": cost.units_max,
-        "totalMin": _resources_json(cost.total_min),
-        "totalMax": _resources_json(cost.total_max),
-        "requestsSource": cost.requests_source,
-        "samplesPerSecondMin": cost.samples_per_second_min,
-        "samplesPerSecondMax": cost.samples_per_second_max,
-        "queriesPerMinute": cost.queries_per_minute,
-        "eventsPerInference": cost.events_per_inference,
-        "eventsPerSecond": cost.events_per_second,
-        "runsPerDay": cost.runs_per_day,
-    }
-
-
-def deployment_json(d: DeploymentAssessment) -> dict[str, Any]:
-    """One deployment's assessment under stable keys."""
-    return {
-        "namespace": d.namespace,
-        "name": d.name,
-        "level": d.level,
-        "levelName": d.level_name,
-        "capabilities": list(d.capabilities),
-        "capabilitiesSource": d.capabilities_source,
-        "phase": d.phase,
-        "ready": d.ready,
-        "modelKind": d.model_kind,
-        "version": d.version,
-        "nextLevel": d.next_level,
-        "nextLevelName": d.next_level_name,
-        "readyToClimb": d.ready_to_climb,
-        "gaps": [need_json(n) for n in d.gaps],
-        "nextNeeds": [need_json(n) for n in d.next_needs],
-        "costs": [cost_json(c) for c in d.costs],
-        "notes": list(d.notes),
-        "error": d.error,
-    }
-
-
-def summary_json(s: NamespaceSummary) -> dict[str, Any]:
-    """One namespace summary under stable keys."""
-    return {
-        "namespace": s.namespace,
-        "total": s.total,
-        "perLevel": list(s.per_level),
-        "readyToClimb": s.ready_to_climb,
-        "atTop": s.at_top,
-        "notReady": s.not_ready,
-        "invalid": s.invalid,
-    }
-
-
 def to_json(assessment: Assessment) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict."""
+    """The whole report as a JSON-ready dict; its parts under their camelCase attributes."""
     inventory = assessment.inventory
     return {
         "kind": REPORT_KIND,
@@ -257,10 +166,10 @@ def to_json(assessment: Assessment) -> dict[str, Any]:
                 "installed": inventory.has(c),
                 "crds": [{"name": crd.name, "installed": inventory.has(crd)} for crd in c.crds],
             }
-            for c in COMPONENTS
+            for c in assessment.known_components
         ],
-        "namespaces": [summary_json(s) for s in assessment.namespaces],
-        "deployments": [deployment_json(d) for d in assessment.deployments],
+        "namespaces": to_jsonable_python(assessment.namespaces, by_alias=True),
+        "deployments": to_jsonable_python(assessment.deployments, by_alias=True),
     }
 
 
@@ -388,74 +297,71 @@ def next_step(d: DeploymentAssessment) -> list[str]:
     return out
 
 
-def render_markdown(assessment: Assessment) -> str:
-    """The report as Markdown: summary, deployments, next steps."""
-    scope = f"namespace `{assessment.scope}`" if assessment.scope else "all namespaces"
-    lines = ["# Rung maturity assessment", "", f"Scope: {scope}.", ""]
+def _md_cluster(assessment: Assessment) -> list[str]:
+    """The components line, and the non-blocking ones missing with whom they affect."""
     components = ", ".join(
         f"{name} {'installed' if installed else '**missing**'}"
         for name, installed in assessment.components
     )
-    lines += [f"Cluster components: {components}.", ""]
-    for need, affected in cluster_notes(assessment):
+    lines = [f"Cluster components: {components}.", ""]
+    notes = cluster_notes(assessment)
+    for need, affected in notes:
         lines += [f"- {need_sentences([need], '`')[0]} (affects {', '.join(affected)})."]
-    if cluster_notes(assessment):
-        lines.append("")
+    return [*lines, ""] if notes else lines
+
+
+def _md_summary(namespaces: Sequence[NamespaceSummary]) -> list[str]:
+    levels = [f"Level {i}" for i in range(len(namespaces[0].per_level))]
+    header = ["Namespace", "ModelDeployments", *levels, "Ready to climb", "At the top", "Not ready"]
+    rows = [
+        [
+            s.namespace,
+            str(s.total),
+            *[str(n) for n in s.per_level],
+            str(s.ready_to_climb),
+            str(s.at_top),
+            str(s.not_ready),
+        ]
+        for s in namespaces
+    ]
+    return md_table(header, rows)
+
+
+def _md_needs_cell(d: DeploymentAssessment) -> str:
+    if d.error:
+        return "invalid spec"
+    if d.next_level is None:
+        return "-"
+    return "ready to climb" if d.ready_to_climb else needs_text(d.blockers)
+
+
+def _md_deployments(deployments: Sequence[DeploymentAssessment]) -> list[str]:
+    header = ["Namespace", "Name", "Level", "Phase", "Ready", "Capabilities", "Next level"]
+    rows = [
+        [
+            d.namespace,
+            d.name,
+            level_text(d.level, d.level_name),
+            d.phase or "-",
+            d.ready or "-",
+            ", ".join(d.capabilities),
+            level_text(d.next_level, d.next_level_name),
+            _md_needs_cell(d),
+        ]
+        for d in deployments
+    ]
+    return md_table([*header, "Needs for next level"], rows)
+
+
+def render_markdown(assessment: Assessment) -> str:
+    """The report as Markdown: summary, deployments, next steps."""
+    scope = f"namespace `{assessment.scope}`" if assessment.scope else "all namespaces"
+    lines = ["# Rung maturity assessment", "", f"Scope: {scope}.", ""]
+    lines += _md_cluster(assessment)
     if not assessment.deployments:
         return "\n".join([*lines, _empty_text(assessment)]) + "\n"
-
-    lines += ["## Summary", ""]
-    lines += md_table(
-        [
-            "Namespace",
-            "ModelDeployments",
-            *[f"Level {i}" for i in range(len(assessment.namespaces[0].per_level))],
-            "Ready to climb",
-            "At the top",
-            "Not ready",
-        ],
-        [
-            [
-                s.namespace,
-                str(s.total),
-                *[str(n) for n in s.per_level],
-                str(s.ready_to_climb),
-                str(s.at_top),
-                str(s.not_ready),
-            ]
-            for s in assessment.namespaces
-        ],
-    )
-    lines += ["", "## Deployments", ""]
-    lines += md_table(
-        [
-            "Namespace",
-            "Name",
-            "Level",
-            "Phase",
-            "Ready",
-            "Capabilities",
-            "Next level",
-            "Needs for next level",
-        ],
-        [
-            [
-                d.namespace,
-                d.name,
-                level_text(d.level, d.level_name),
-                d.phase or "-",
-                d.ready or "-",
-                ", ".join(d.capabilities),
-                level_text(d.next_level, d.next_level_name),
-                "invalid spec"
-                if d.error
-                else ("ready to climb" if d.ready_to_climb else needs_text(d.blockers))
-                if d.next_level is not None
-                else "-",
-            ]
-            for d in assessment.deployments
-        ],
-    )
+    lines += ["## Summary", "", *_md_summary(assessment.namespaces)]
+    lines += ["", "## Deployments", "", *_md_deployments(assessment.deployments)]
     lines += ["", "## Next steps", ""]
     for d in assessment.deployments:
         lines += next_step(d)

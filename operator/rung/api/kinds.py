@@ -1,0 +1,35 @@
+"""The custom resource types Rung reads, writes or looks for (pure data, no client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rung.api.crd import GROUP, PLURAL, VERSION
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A namespaced custom resource type, as API discovery and the custom objects API name it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        """`group/version`, as in a manifest's apiVersion."""
+        return f"{self.group}/{self.version}"
+
+    @property
+    def name(self) -> str:
+        """The CRD's object name, e.g. `podmonitors.monitoring.coreos.com`."""
+        return f"{self.plural}.{self.group}"
+
+
+MODEL_DEPLOYMENT = Kind(GROUP, VERSION, PLURAL, "ModelDeployment")
+INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
+POD_MONITOR = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
+PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+WORKFLOW_TEMPLATE = Kind("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")

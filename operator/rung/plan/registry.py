@@ -1,0 +1,340 @@
+"""The capability registry: one entry per capability, in ladder order (pure).
+
+Each entry says at which level the capability comes, which cluster add-ons it works
+through, what it needs from the spec and the cluster, and what it costs; `rung assess`
+reads nothing else. Adding a capability is one entry here plus its planner.
+
+The cost model is an estimate for planning, not a measurement: its constants are
+named below, each with where its number comes from.
+"""
+
+from __future__ import annotations
+
+from rung.api._base import parse_duration
+from rung.api.kinds import (
+    HTTP_ROUTE,
+    INFERENCE_SERVICE,
+    POD_MONITOR,
+    PROMETHEUS_RULE,
+    WORKFLOW_TEMPLATE,
+    Kind,
+)
+from rung.api.resource import ModelDeployment
+from rung.api.spec import (
+    MAX_LEVEL,
+    Explainer,
+    Governance,
+    ModelDeploymentSpec,
+    Monitoring,
+    Retraining,
+)
+from rung.ladder import Capability
+from rung.plan.capability import CapabilityEntry, Cluster, Component, Cost, Need
+from rung.plan.explainability import LOGGER_DEFAULT_URL, explainer_type
+from rung.plan.promql import indicators
+from rung.plan.sizing import (
+    TIMES,
+    TO,
+    Resources,
+    job_requests,
+    predictor_requests,
+    rate_text,
+    replicas_text,
+    requests_text,
+)
+
+KSERVE = Component("KServe", (INFERENCE_SERVICE,))
+PROMETHEUS_OPERATOR = Component("Prometheus Operator", (POD_MONITOR, PROMETHEUS_RULE))
+GATEWAY_API = Component("Gateway API", (HTTP_ROUTE,))
+ARGO_WORKFLOWS = Component("Argo Workflows", (WORKFLOW_TEMPLATE,))
+
+SERIES_PER_REPLICA = {"predictive": 60, "llm": 400}
+"""Time series one model-server replica exposes on /metrics (estimate). KServe's model
+server: four per-stage latency histograms (`request_predict_seconds`, ...) plus process
+metrics, ~60. vLLM for `llm`: a dozen token and latency histograms, ~400."""
+SCRAPE_INTERVAL = "15s"
+"""Scrape interval of the PodMonitor Rung creates (and a common global default)."""
+SECONDS_PER_DAY = 86_400.0
+
+EXPLAINER_CPU_MILLICORES = 100
+"""CPU request assumed for one explainer (ART explainer component or sidecar)."""
+EXPLAINER_MEMORY_BYTES = 256 * 1024**2
+"""Memory request assumed for one explainer (256Mi)."""
+EXPLAINER_REPLICAS = 1
+"""Replicas of an explainer component: explanations are rare next to predictions."""
+
+LOGGER_CPU_MILLICORES = 100
+"""CPU request of KServe's logger (agent) sidecar, added to every predictor pod that logs
+payloads (`logger.cpuRequest` in `inferenceservice-config`, v0.20: "100m")."""
+LOGGER_MEMORY_BYTES = 100 * 1024**2
+"""Memory request of KServe's logger sidecar (`logger.memoryRequest`: "100Mi")."""
+LOGGER_EVENTS_PER_INFERENCE = {"all": 2, "request": 1, "response": 1}
+"""CloudEvents the logger sidecar POSTs to the sink per inference, by logging mode: KServe's
+logger sends the request and the response as separate events."""
+
+
+# --- serving (level 0) -------------------------------------------------------------------
+
+
+def serving_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """KServe, which serves the model."""
+    why = "the model is served by a KServe InferenceService"
+    return cluster.missing(KSERVE, Capability.SERVING, why)
+
+
+def serving_cost(md: ModelDeployment) -> Cost:
+    """minReplicas to maxReplicas predictor replicas."""
+    low, high = md.spec.serving.min_replicas, md.spec.serving.max_replicas
+    per_replica, source = predictor_requests(md.spec)
+    return Cost(
+        when="always",
+        summary=f"{replicas_text(low, high)} {TIMES} {requests_text(per_replica, source)}",
+        per_unit=per_replica,
+        units_min=low,
+        units_max=high,
+        requests_source=source,
+    )
+
+
+# --- monitoring (level 1) ----------------------------------------------------------------
+
+
+def monitoring_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """A Prometheus to read (the spec's or the operator's); the Prometheus Operator."""
+    out: list[Need] = []
+    prometheus = spec.monitoring.prometheus if spec.monitoring else None
+    if not ((prometheus and prometheus.url) or cluster.default_prometheus_url):
+        why = (
+            "the SLO snapshot and analysis read Prometheus: set it, or give the"
+            " operator a default with --prometheus-url"
+        )
+        out.append(Need("field", "spec.monitoring.prometheus.url", why, Capability.MONITORING))
+    why = (
+        "without it the model server is scraped through prometheus.io annotations"
+        " and no PrometheusRule SLO alerts are created"
+    )
+    return out + cluster.missing(PROMETHEUS_OPERATOR, Capability.MONITORING, why, blocking=False)
+
+
+def monitoring_cost(md: ModelDeployment) -> Cost:
+    """Series scraped from every replica, and the operator's SLO queries."""
+    spec = md.spec
+    low, high = spec.serving.min_replicas, spec.serving.max_replicas
+    series = SERIES_PER_REPLICA[spec.model.kind]
+    sps_low, sps_high = (series * n / parse_duration(SCRAPE_INTERVAL) for n in (low, high))
+    interval = (spec.monitoring or Monitoring()).interval
+    queries = len(indicators(spec.model.kind))
+    samples = rate_text(sps_high)
+    if low != high:
+        samples = f"{rate_text(sps_low)}{TO}{samples}"
+    return Cost(
+        when="always",
+        summary=(
+            f"~{series} series {TIMES} {replicas_text(low, high)} every {SCRAPE_INTERVAL}"
+            f" ≈ {samples} samples/s; {queries} SLO queries every {interval}"
+        ),
+        samples_per_second_min=sps_low,
+        samples_per_second_max=sps_high,
+        queries_per_minute=queries * 60.0 / max(parse_duration(interval), 1.0),
+    )
+
+
+# --- canary (level 2) ----------------------------------------------------------------------
+
+
+def canary_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """Gateway API, when the gateway-api router splits the traffic."""
+    if not (spec.rollout and spec.rollout.router == "gateway-api"):
+        return []
+    why = "rollout.router gateway-api splits traffic with a weighted HTTPRoute"
+    return cluster.missing(GATEWAY_API, Capability.CANARY, why)
+
+
+def canary_cost(md: ModelDeployment) -> Cost:
+    """One more copy of the predictor at minReplicas (at least one) during a rollout."""
+    per_replica, source = predictor_requests(md.spec)
+    extra = max(md.spec.serving.min_replicas, 1)
+    total = ""
+    if per_replica is not None and extra > 1:
+        total = f" (= {per_replica.times(extra).describe()})"
+    return Cost(
+        when="during rollouts",
+        summary=(
+            f"+{replicas_text(extra, extra)} {TIMES} {requests_text(per_replica, source)}"
+            f"{total} during rollouts"
+        ),
+        per_unit=per_replica,
+        units_min=extra,
+        units_max=extra,
+        requests_source=source,
+    )
+
+
+# --- retraining (level 3) ------------------------------------------------------------------
+
+
+def retraining_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """A pipeline (and Argo Workflows for an Argo one); triggers, or only manual runs."""
+    retraining = spec.retraining or Retraining()
+    out: list[Need] = []
+    if retraining.pipeline is None:
+        why = (
+            "what a retraining trigger launches (job, argo-workflow,"
+            " kubeflow-pipeline or webhook); required from level 3"
+        )
+        out.append(Need("field", "spec.retraining.pipeline", why, Capability.RETRAINING))
+    elif retraining.pipeline.type == "argo-workflow":
+        why = "pipeline type argo-workflow submits a WorkflowTemplate"
+        out += cluster.missing(ARGO_WORKFLOWS, Capability.RETRAINING, why)
+    if not retraining.triggers:
+        why = "without triggers retraining only starts manually (`rung retrain`)"
+        out.append(Need("field", "spec.retraining.triggers", why, Capability.RETRAINING, False))
+    return out
+
+
+def retraining_cost(md: ModelDeployment) -> Cost:
+    """At most min(maxRunsPerDay, a day / cooldown) runs a day, with the Job's requests."""
+    retraining = md.spec.retraining or Retraining()
+    cap, cooldown, pipeline = retraining.max_runs_per_day, retraining.cooldown, retraining.pipeline
+    runs = min(float(cap), SECONDS_PER_DAY / max(parse_duration(cooldown), 1.0))
+    per_run = job_requests(pipeline.job.template) if pipeline and pipeline.job else None
+    if per_run is not None:
+        each = f"each run requests {per_run.describe()}"
+    elif pipeline is None:
+        each = "each run uses the pipeline's own resources"
+    elif pipeline.type != "job":
+        each = f"each run uses the {pipeline.type} pipeline's own resources"
+    else:
+        each = "each run uses the Job's resources (no requests set)"
+    runs_text = f"{runs:g}" if runs == int(runs) else f"{runs:.1f}"
+    return Cost(
+        when="per run",
+        summary=(
+            f"at most {runs_text} pipeline run{'s' if runs != 1 else ''} a day"
+            f" (cooldown {cooldown}, maxRunsPerDay {cap}); {each}"
+        ),
+        per_unit=per_run,
+        units_max=1 if per_run else 0,
+        requests_source="job template" if per_run else None,
+        runs_per_day=runs,
+    )
+
+
+# --- governance (level 4, not a switch of its own) -----------------------------------------
+
+
+def governance_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """Every ownership field (spec.governance), required at level 4."""
+    governance = spec.governance or Governance()
+    why = "ownership metadata is required at level 4"
+    return [
+        Need("field", f"spec.governance.{info.alias}", why, "governance")
+        for name, info in Governance.model_fields.items()
+        if getattr(governance, name) is None
+    ]
+
+
+# --- explainability and payload logging (level 4) ------------------------------------------
+
+
+def explainability_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """An explainer that fits the model (a custom one needs an image)."""
+    explainer = (spec.explainability.explainer if spec.explainability else None) or Explainer()
+    if explainer.type == "custom" and not explainer.image:
+        why = f"a {explainer.type} explainer in {explainer.mode} mode needs an image"
+        what = "spec.explainability.explainer.image"
+        return [Need("field", what, why, Capability.EXPLAINABILITY)]
+    refusal = explainer_type(explainer, spec.model)[1]
+    if refusal is None:
+        return []
+    # e.g. an LLM, or a format ART cannot explain, with no custom explainer
+    return [Need("field", "spec.explainability.explainer", refusal, Capability.EXPLAINABILITY)]
+
+
+def explainability_cost(md: ModelDeployment) -> Cost:
+    """One explainer replica, or one sidecar in every predictor replica."""
+    explainability = md.spec.explainability
+    explainer = (explainability.explainer if explainability else None) or Explainer()
+    one = Resources(EXPLAINER_CPU_MILLICORES, EXPLAINER_MEMORY_BYTES)
+    low, high = md.spec.serving.min_replicas, md.spec.serving.max_replicas
+    if explainer.mode == "sidecar":
+        summary = f"+1 explainer container in each predictor replica ({replicas_text(low, high)})"
+    else:
+        low = high = EXPLAINER_REPLICAS
+        summary = f"+{replicas_text(low, high, 'explainer replica')}"
+    return Cost(
+        when="always",
+        summary=f"{summary} {TIMES} {one.describe()}",
+        per_unit=one,
+        units_min=low,
+        units_max=high,
+        requests_source="rung default",
+    )
+
+
+def payload_logging_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
+    """An audit sink; without one, KServe's default sink."""
+    if spec.explainability and spec.explainability.payload_logging:
+        return []
+    why = f"without it KServe logs payloads to its default sink {LOGGER_DEFAULT_URL}"
+    what = "spec.explainability.payloadLogging.url"
+    return [Need("field", what, why, Capability.PAYLOAD_LOGGING, blocking=False)]
+
+
+def payload_logging_cost(md: ModelDeployment) -> Cost:
+    """KServe's logger sidecar in every predictor replica, and events to the sink."""
+    sink = md.spec.explainability.payload_logging if md.spec.explainability else None
+    mode = sink.mode if sink else "all"
+    events = LOGGER_EVENTS_PER_INFERENCE[mode]
+    one = Resources(LOGGER_CPU_MILLICORES, LOGGER_MEMORY_BYTES)
+    request_rate = md.status.slo.request_rate if md.status.slo else None
+    eps = request_rate * events if request_rate is not None else None
+    summary = (
+        f"+1 logger sidecar per predictor replica {TIMES} {one.describe()};"
+        f" {events} event{'s' if events > 1 else ''} per inference"
+        f" to {sink.url if sink else LOGGER_DEFAULT_URL} (mode {mode})"
+    )
+    if eps is not None and request_rate is not None:
+        summary += f" ≈ {rate_text(eps)} events/s at {rate_text(request_rate)} req/s"
+    return Cost(
+        when="per inference",
+        summary=summary,
+        per_unit=one,
+        units_min=md.spec.serving.min_replicas,
+        units_max=md.spec.serving.max_replicas,
+        requests_source="kserve default",
+        events_per_inference=events,
+        events_per_second=eps,
+    )
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+REGISTRY: tuple[CapabilityEntry, ...] = (
+    CapabilityEntry.of(Capability.SERVING, (KSERVE,), serving_needs, serving_cost),
+    CapabilityEntry.of(
+        Capability.MONITORING, (PROMETHEUS_OPERATOR,), monitoring_needs, monitoring_cost
+    ),
+    CapabilityEntry.of(Capability.CANARY, (GATEWAY_API,), canary_needs, canary_cost),
+    CapabilityEntry.of(Capability.RETRAINING, (ARGO_WORKFLOWS,), retraining_needs, retraining_cost),
+    CapabilityEntry("governance", MAX_LEVEL, needs=governance_needs),
+    CapabilityEntry.of(Capability.EXPLAINABILITY, (), explainability_needs, explainability_cost),
+    CapabilityEntry.of(Capability.PAYLOAD_LOGGING, (), payload_logging_needs, payload_logging_cost),
+    CapabilityEntry.of(Capability.APPROVAL_GATE),
+)
+"""Every capability `rung assess` knows, in the order of its needs and costs."""
+
+
+def components_of(registry: tuple[CapabilityEntry, ...]) -> tuple[Component, ...]:
+    """The cluster add-ons of `registry`'s capabilities, each once, in registry order."""
+    return tuple(dict.fromkeys(c for entry in registry for c in entry.components))
+
+
+def kinds_of(components: tuple[Component, ...]) -> tuple[Kind, ...]:
+    """The CRDs of `components`, each once: what API discovery must ask about."""
+    return tuple(dict.fromkeys(kind for c in components for kind in c.crds))
+
+
+COMPONENTS = components_of(REGISTRY)
+COMPONENT_KINDS = kinds_of(COMPONENTS)
+"""Every CRD the assessment asks about; the CLI discovers exactly these."""

@@ -476,3 +476,18 @@ class ModelDeploymentSpec(ApiModel):
     def rollout_or_default(self) -> Rollout:
         """spec.rollout, or its defaults when unset (the one place they are stated)."""
         return self.rollout or Rollout()
+
+    def retraining_or_default(self) -> Retraining:
+        """spec.retraining, or its defaults when unset (the one place they are stated)."""
+        return self.retraining or Retraining()
+
+    def explainer_or_default(self) -> Explainer:
+        """spec.explainability.explainer, or its defaults when unset."""
+        explainability = self.explainability or Explainability()
+        return explainability.explainer or Explainer()
+
+    def prometheus_url(self, default: str | None = None) -> str | None:
+        """The Prometheus to query: spec.monitoring.prometheus.url, else `default` (the
+        operator's --prometheus-url)."""
+        prometheus = self.monitoring_or_default().prometheus
+        return (prometheus.url if prometheus else None) or default

@@ -20,14 +20,7 @@ from rung.api.kinds import (
     Kind,
 )
 from rung.api.resource import ModelDeployment
-from rung.api.spec import (
-    MAX_LEVEL,
-    Explainer,
-    Governance,
-    ModelDeploymentSpec,
-    Monitoring,
-    Retraining,
-)
+from rung.api.spec import MAX_LEVEL, Governance, ModelDeploymentSpec
 from rung.ladder import Capability
 from rung.plan.capability import CapabilityEntry, Cluster, Component, Cost, Need
 from rung.plan.explainability import LOGGER_DEFAULT_URL, explainer_type
@@ -102,8 +95,7 @@ def serving_cost(md: ModelDeployment) -> Cost:
 def monitoring_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
     """A Prometheus to read (the spec's or the operator's); the Prometheus Operator."""
     out: list[Need] = []
-    prometheus = spec.monitoring.prometheus if spec.monitoring else None
-    if not ((prometheus and prometheus.url) or cluster.default_prometheus_url):
+    if not spec.prometheus_url(cluster.default_prometheus_url):
         why = (
             "the SLO snapshot and analysis read Prometheus: set it, or give the"
             " operator a default with --prometheus-url"
@@ -122,7 +114,7 @@ def monitoring_cost(md: ModelDeployment) -> Cost:
     low, high = spec.serving.min_replicas, spec.serving.max_replicas
     series = SERIES_PER_REPLICA[spec.model.kind]
     sps_low, sps_high = (series * n / parse_duration(SCRAPE_INTERVAL) for n in (low, high))
-    interval = (spec.monitoring or Monitoring()).interval
+    interval = spec.monitoring_or_default().interval
     queries = len(indicators(spec.model.kind))
     samples = rate_text(sps_high)
     if low != high:
@@ -144,7 +136,7 @@ def monitoring_cost(md: ModelDeployment) -> Cost:
 
 def canary_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
     """Gateway API, when the gateway-api router splits the traffic."""
-    if not (spec.rollout and spec.rollout.router == "gateway-api"):
+    if spec.rollout_or_default().router != "gateway-api":
         return []
     why = "rollout.router gateway-api splits traffic with a weighted HTTPRoute"
     return cluster.missing(GATEWAY_API, Capability.CANARY, why)
@@ -175,7 +167,7 @@ def canary_cost(md: ModelDeployment) -> Cost:
 
 def retraining_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
     """A pipeline (and Argo Workflows for an Argo one); triggers, or only manual runs."""
-    retraining = spec.retraining or Retraining()
+    retraining = spec.retraining_or_default()
     out: list[Need] = []
     if retraining.pipeline is None:
         why = (
@@ -194,7 +186,7 @@ def retraining_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
 
 def retraining_cost(md: ModelDeployment) -> Cost:
     """At most min(maxRunsPerDay, a day / cooldown) runs a day, with the Job's requests."""
-    retraining = md.spec.retraining or Retraining()
+    retraining = md.spec.retraining_or_default()
     cap, cooldown, pipeline = retraining.max_runs_per_day, retraining.cooldown, retraining.pipeline
     runs = min(float(cap), SECONDS_PER_DAY / max(parse_duration(cooldown), 1.0))
     per_run = job_requests(pipeline.job.template) if pipeline and pipeline.job else None
@@ -239,7 +231,7 @@ def governance_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
 
 def explainability_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
     """An explainer that fits the model (a custom one needs an image)."""
-    explainer = (spec.explainability.explainer if spec.explainability else None) or Explainer()
+    explainer = spec.explainer_or_default()
     if explainer.type == "custom" and not explainer.image:
         why = f"a {explainer.type} explainer in {explainer.mode} mode needs an image"
         what = "spec.explainability.explainer.image"
@@ -253,8 +245,7 @@ def explainability_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Ne
 
 def explainability_cost(md: ModelDeployment) -> Cost:
     """One explainer replica, or one sidecar in every predictor replica."""
-    explainability = md.spec.explainability
-    explainer = (explainability.explainer if explainability else None) or Explainer()
+    explainer = md.spec.explainer_or_default()
     one = Resources(EXPLAINER_CPU_MILLICORES, EXPLAINER_MEMORY_BYTES)
     low, high = md.spec.serving.min_replicas, md.spec.serving.max_replicas
     if explainer.mode == "sidecar":

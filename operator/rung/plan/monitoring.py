@@ -30,6 +30,8 @@ SCRAPE_ANNOTATIONS = {
 }
 KSERVE_SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
 ALERT_WINDOW = "5m"
+SCRAPE_INTERVAL = "15s"
+"""How often the PodMonitor has the model server scraped."""
 
 
 @dataclass
@@ -73,7 +75,7 @@ def build_pod_monitor(md: ModelDeployment) -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": {"rung.dev/model-deployment": md.name}},
             "podMetricsEndpoints": [
-                {"portNumber": MODEL_SERVER_PORT, "path": "/metrics", "interval": "15s"}
+                {"portNumber": MODEL_SERVER_PORT, "path": "/metrics", "interval": SCRAPE_INTERVAL}
             ],
         },
     }

@@ -24,6 +24,7 @@ from rung.api.spec import MAX_LEVEL, Governance, ModelDeploymentSpec
 from rung.ladder import Capability
 from rung.plan.capability import CapabilityEntry, Cluster, Component, Cost, Need
 from rung.plan.explainability import LOGGER_DEFAULT_URL, explainer_type
+from rung.plan.monitoring import SCRAPE_INTERVAL
 from rung.plan.promql import indicators
 from rung.plan.sizing import (
     TIMES,
@@ -45,8 +46,6 @@ SERIES_PER_REPLICA = {"predictive": 60, "llm": 400}
 """Time series one model-server replica exposes on /metrics (estimate). KServe's model
 server: four per-stage latency histograms (`request_predict_seconds`, ...) plus process
 metrics, ~60. vLLM for `llm`: a dozen token and latency histograms, ~400."""
-SCRAPE_INTERVAL = "15s"
-"""Scrape interval of the PodMonitor Rung creates (and a common global default)."""
 SECONDS_PER_DAY = 86_400.0
 
 EXPLAINER_CPU_MILLICORES = 100

@@ -107,6 +107,24 @@ def _assess(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_assess(sub: Any) -> None:
+    """`rung assess`; the command's code is imported only when it runs."""
+    assess = sub.add_parser("assess", help="report where each ModelDeployment stands on the ladder")
+    where = assess.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
+    where.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="every namespace of the cluster"
+    )
+    assess.add_argument(
+        "-o", "--output", choices=("table", "json", "markdown"), default="table", help="format"
+    )
+    assess.add_argument(
+        "--prometheus-url",
+        help="the operator's default Prometheus (its --prometheus-url), if it has one",
+    )
+    assess.set_defaults(func=_assess)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `rung` command line."""
     parser = argparse.ArgumentParser(prog="rung", description=__doc__)
@@ -146,20 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--output-dir", help="write crds/rung.dev_modeldeployments.yaml here")
     crd.set_defaults(func=_crd)
 
-    assess = sub.add_parser("assess", help="report where each ModelDeployment stands on the ladder")
-    where = assess.add_mutually_exclusive_group()
-    where.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
-    where.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="every namespace of the cluster"
-    )
-    assess.add_argument(
-        "-o", "--output", choices=("table", "json", "markdown"), default="table", help="format"
-    )
-    assess.add_argument(
-        "--prometheus-url",
-        help="the operator's default Prometheus (its --prometheus-url), if it has one",
-    )
-    assess.set_defaults(func=_assess)
+    _add_assess(sub)
     return parser
 
 

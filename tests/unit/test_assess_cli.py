@@ -146,3 +146,12 @@ def test_assess_discovers_each_component_crd(
         "httproutes.gateway.networking.k8s.io",
         "workflowtemplates.argoproj.io",
     ]
+
+
+def test_output_choices_are_the_renderer_formats() -> None:
+    from rung.assess.render import FORMATS
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assess = sub.choices["assess"]  # type: ignore[index]
+    (output,) = [a for a in assess._actions if a.dest == "output"]
+    assert tuple(output.choices or ()) == FORMATS

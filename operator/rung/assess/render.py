@@ -67,6 +67,11 @@ def needs_text(needs: Sequence[Need]) -> str:
     return ", ".join([*fields, *components]) or "-"
 
 
+def _status_cells(d: DeploymentAssessment) -> list[str]:
+    """The first cells of a deployment's row: namespace, name, level, phase, readiness."""
+    return [d.namespace, d.name, level_text(d.level, d.level_name), d.phase or "-", d.ready or "-"]
+
+
 def climb_text(d: DeploymentAssessment) -> str:
     """`yes`, `no`, `top` (level 4) or `invalid`."""
     if d.error is not None:
@@ -196,11 +201,7 @@ def render_table(assessment: Assessment) -> str:
         return _empty_text(assessment) + "\n" + _components_line(assessment) + "\n"
     rows = [
         [
-            d.namespace,
-            d.name,
-            level_text(d.level, d.level_name),
-            d.phase or "-",
-            d.ready or "-",
+            *_status_cells(d),
             ",".join(d.capabilities) or "-",
             level_text(d.next_level, d.next_level_name),
             climb_text(d),
@@ -339,11 +340,7 @@ def _md_deployments(deployments: Sequence[DeploymentAssessment]) -> list[str]:
     header = ["Namespace", "Name", "Level", "Phase", "Ready", "Capabilities", "Next level"]
     rows = [
         [
-            d.namespace,
-            d.name,
-            level_text(d.level, d.level_name),
-            d.phase or "-",
-            d.ready or "-",
+            *_status_cells(d),
             ", ".join(d.capabilities),
             level_text(d.next_level, d.next_level_name),
             _md_needs_cell(d),

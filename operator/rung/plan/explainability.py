@@ -48,6 +48,8 @@ EXPLAINABLE = "Explainable"
 AUDIT_LOGGING = "AuditLogging"
 LOGGER_DEFAULT_URL = "http://default-broker"
 """Where KServe's logger sends events when no URL is set (`logger.defaultUrl`)."""
+LOGGER_DEFAULT_MODE = "all"
+"""What KServe's logger logs when spec.explainability.payloadLogging is unset."""
 
 ExplainerType = Literal["art", "custom"]
 ExplainerMode = Literal["component", "sidecar"]
@@ -198,7 +200,7 @@ def payload_logger(md: ModelDeployment) -> V1beta1LoggerSpec | None:
         return None
     sink = md.spec.explainability.payload_logging if md.spec.explainability else None
     if sink is None:
-        return V1beta1LoggerSpec(mode="all")
+        return V1beta1LoggerSpec(mode=LOGGER_DEFAULT_MODE)
     return V1beta1LoggerSpec(url=sink.url, mode=sink.mode)
 
 

@@ -23,7 +23,7 @@ from rung.api.resource import ModelDeployment
 from rung.api.spec import MAX_LEVEL, Governance, ModelDeploymentSpec
 from rung.ladder import Capability
 from rung.plan.capability import CapabilityEntry, Cluster, Component, Cost, Need
-from rung.plan.explainability import LOGGER_DEFAULT_URL, explainer_type
+from rung.plan.explainability import LOGGER_DEFAULT_MODE, LOGGER_DEFAULT_URL, explainer_type
 from rung.plan.monitoring import SCRAPE_INTERVAL
 from rung.plan.promql import indicators
 from rung.plan.sizing import (
@@ -274,7 +274,7 @@ def payload_logging_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[N
 def payload_logging_cost(md: ModelDeployment) -> Cost:
     """KServe's logger sidecar in every predictor replica, and events to the sink."""
     sink = md.spec.explainability.payload_logging if md.spec.explainability else None
-    mode = sink.mode if sink else "all"
+    mode = sink.mode if sink else LOGGER_DEFAULT_MODE
     events = LOGGER_EVENTS_PER_INFERENCE[mode]
     one = Resources(LOGGER_CPU_MILLICORES, LOGGER_MEMORY_BYTES)
     request_rate = md.status.slo.request_rate if md.status.slo else None

@@ -50,7 +50,9 @@ def test_create_builds_an_owned_inference_service(
     model = isvc["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "sklearn"}
     assert model["storageUri"] == "s3://models/iris/v1"
-    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    # Rung sets RawDeployment; KServe >= 0.15 stores it under its new name, Standard.
+    mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+    assert mode in ("RawDeployment", "Standard")
     status = watch_md(
         kube_api,
         namespace,

@@ -127,12 +127,13 @@ def test_an_apply_a_webhook_refuses_is_degraded_with_its_message(
     )
     assert "deploymentMode cannot be changed" in rung_cli("status", "iris", "-n", namespace)
     # The same refusal on every resync: status is not written again, no new Event.
-    version = md["metadata"]["resourceVersion"]
     idle = f"reconcile {namespace}/iris: no change"
     seen = operator.log().count(idle)
+    written = operator.log().count(f"reconciled {namespace}/iris")
     wait_until(lambda: operator.log().count(idle) >= seen + 3, "three more resyncs")
+    assert operator.log().count(f"reconciled {namespace}/iris") == written
     now = watch_md(kube_api, namespace, "iris", lambda o: True, "current")
-    assert now["metadata"]["resourceVersion"] == version
+    assert now["status"] == md["status"]
     assert [r for r, _ in _events(kube_api, namespace)].count("ApplyFailed") == 1
     # Going back to the running mode heals it.
     patch_md(

@@ -161,9 +161,7 @@ def test_pod_monitor_selects_every_predictor_pod_of_the_deployment() -> None:
     assert endpoint["path"] == "/metrics"
 
 
-@pytest.mark.parametrize(
-    "build", [build_pod_monitor, lambda md: build_prometheus_rule(md, STABLE)]
-)
+@pytest.mark.parametrize("build", [build_pod_monitor, lambda md: build_prometheus_rule(md, STABLE)])
 def test_monitoring_objects_are_owned_and_labelled(build: Any) -> None:
     md = f.md(level=1)
     meta = build(md)["metadata"]

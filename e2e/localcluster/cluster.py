@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,15 +130,18 @@ class LocalCluster:
         log: Callable[[str], None] = _log,
     ) -> None:
         """`kserve`: run KServe's controller manager (default: on unless
-        RUNG_CLUSTER_KSERVE=0; always off without the CRDs)."""
+        RUNG_CLUSTER_KSERVE=0; always off without the CRDs). A running cluster is
+        reused as it is, unless `kserve=True` is asked of one started without it."""
         self.state_dir = Path(
             state_dir or os.environ.get("RUNG_CLUSTER_DIR") or DEFAULT_STATE_DIR
         ).absolute()
         self._requested_ports = ports
         self.bin_dirs = bin_dirs or BinDirs.from_versions()
         self.install_crds = install_crds
+        self._kserve_insisted = bool(kserve) and install_crds
         if kserve is None:
             kserve = os.environ.get("RUNG_CLUSTER_KSERVE", "1") != "0"
+        #: Whether up() starts KServe's controller (see running_components for a running one).
         self.kserve = kserve and install_crds
         self.extra_args = extra_args or {}
         self.log = log
@@ -166,8 +169,18 @@ class LocalCluster:
 
     @property
     def components(self) -> tuple[str, ...]:
-        """The components this cluster runs, in start order."""
+        """The components up() starts, in start order."""
         return tuple(n for n in COMPONENTS if self.kserve or n != "kserve-controller")
+
+    def running_components(self) -> tuple[str, ...]:
+        """The components the cluster in `state_dir` was started with (recorded in
+        cluster.json; a record without them predates KServe's controller)."""
+        try:
+            info = json.loads(self._info_file.read_text())
+        except (OSError, ValueError):
+            return self.components
+        recorded = info.get("components", [n for n in COMPONENTS if n != "kserve-controller"])
+        return tuple(n for n in COMPONENTS if n in recorded)
 
     @property
     def _kserve_dir(self) -> Path:
@@ -179,7 +192,9 @@ class LocalCluster:
     def ports(self) -> Ports:
         """The ports of the running cluster if recorded, else the requested/default ones."""
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return Ports(**json.loads(self._info_file.read_text())["ports"])
+            recorded = json.loads(self._info_file.read_text())["ports"]
+            # A record from before KServe's ports were added lacks them.
+            return replace(Ports.from_base(recorded["apiserver"] - 443), **recorded)
         return self._requested_ports or Ports.default()
 
     @property
@@ -189,7 +204,7 @@ class LocalCluster:
     # ---------------------------------------------------------------- status
     def is_running(self) -> bool:
         """Every component's recorded process is alive and the apiserver is ready."""
-        if not all(read_pidfile(self._pidfile(n)) for n in self.components):
+        if not all(read_pidfile(self._pidfile(n)) for n in self.running_components()):
             return False
         if not self.kubeconfig.is_file():
             return False
@@ -204,7 +219,7 @@ class LocalCluster:
             "kubeconfig": str(self.kubeconfig),
             "server": self.server,
             "running": self.is_running(),
-            "kserve": self.kserve,
+            "components": list(self.running_components()),
             "ports": asdict(self.ports),
             "processes": {n: read_pidfile(self._pidfile(n)) for n in COMPONENTS},
         }
@@ -224,11 +239,14 @@ class LocalCluster:
         started = time.monotonic()
         with self._lock():
             if self.is_running():
-                self.log(
-                    f"reusing the running cluster in {self.state_dir} ({self.server}); "
-                    f"checked in {time.monotonic() - started:.1f}s"
-                )
-                return self.kubeconfig
+                if self._kserve_insisted and "kserve-controller" not in self.running_components():
+                    self.log("the running cluster has no KServe controller: restarting it")
+                else:
+                    self.log(
+                        f"reusing the running cluster in {self.state_dir} ({self.server}); "
+                        f"checked in {time.monotonic() - started:.1f}s"
+                    )
+                    return self.kubeconfig
             self._stop_all()
             self._wipe_state()
             try:
@@ -331,7 +349,14 @@ class LocalCluster:
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._info_file.write_text(
-            json.dumps({"ports": asdict(ports), "versions": read_versions()}, indent=2)
+            json.dumps(
+                {
+                    "ports": asdict(ports),
+                    "components": list(self.components),
+                    "versions": read_versions(),
+                },
+                indent=2,
+            )
         )
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

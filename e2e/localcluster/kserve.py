@@ -21,6 +21,7 @@ with the cluster CA as `caBundle`.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -148,7 +149,7 @@ def _merge_json_setting(data: dict[str, str], key: str, settings: JSON) -> None:
 
 def configure(configmap: JSON) -> JSON:
     """The ConfigMap with the local settings (see docs/local-cluster.md)."""
-    cm = json.loads(json.dumps(configmap))
+    cm: JSON = json.loads(json.dumps(configmap))
     data = cm["data"]
     # Standard is what v0.20 calls RawDeployment (which it still accepts and rewrites):
     # plain Deployments, Services and an Ingress; no Knative.
@@ -161,8 +162,6 @@ def configure(configmap: JSON) -> JSON:
 
 def webhook_configurations(docs: list[JSON], port: int, ca_bundle: bytes) -> list[JSON]:
     """The release's webhook configurations, calling the manager on 127.0.0.1:`port`."""
-    import base64
-
     ca = base64.b64encode(ca_bundle).decode()
     out = []
     for doc in docs:

@@ -24,5 +24,6 @@ def test_demo_reaches_ready(kubeconfig: str) -> None:
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "modeldeployment.rung.dev/iris condition met" in result.stdout
-    assert "plays its part" in result.stdout
+    assert "the KServe controller reconciles it" in result.stdout
+    assert "inferenceservice.serving.kserve.io/iris condition met" in result.stdout
     assert 'modeldeployment.rung.dev "iris" deleted' in result.stdout

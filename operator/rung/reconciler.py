@@ -26,6 +26,7 @@ from rung.kube import (
 )
 from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
 from rung.pipelines import Launcher, PipelineError, launcher_for
+from rung.plan import reasons
 from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.events import Event
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
-ROLLOUT_OUTCOMES = {"Promoted": "promoted", "RolledBack": "rolled-back", "CanaryRemoved": "aborted"}
-RETRAINING_OUTCOMES = {"RetrainingSucceeded": "succeeded", "RetrainingFailed": "failed"}
 
 
 class EventSink(Protocol):
@@ -131,7 +130,7 @@ class Reconciler:
             metrics.OBJECTS_DELETED.labels(ref.split("/")[0]).inc()
         for event in result.events:
             metrics.DECISIONS.labels(event.reason, event.type).inc()
-            outcome = ROLLOUT_OUTCOMES.get(event.reason)
+            outcome = reasons.ROLLOUT_OUTCOMES.get(event.reason)
             if outcome:
                 metrics.ROLLOUTS.labels(outcome).inc()
         for launcher, outcome in result.retraining_runs:
@@ -176,7 +175,7 @@ class Reconciler:
             self._launch(the_plan.launch, the_plan.events, result)
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
         for event in the_plan.events:
-            outcome = RETRAINING_OUTCOMES.get(event.reason)
+            outcome = reasons.RETRAINING_OUTCOMES.get(event.reason)
             if outcome and pipeline is not None:
                 result.retraining_runs.append((pipeline.type, outcome))
         failures = self._apply_plan(md, the_plan.desired, live, result)
@@ -348,7 +347,7 @@ class Reconciler:
             log.warning("launching %s for %s/%s failed: %s", request.run, *key[:2], error)
             events.append(
                 Event(
-                    "RetrainingLaunchFailed",
+                    reasons.RETRAINING_LAUNCH_FAILED,
                     f"{request.pipeline.type} run {request.run} (attempt {request.attempt}):"
                     f" {error}",
                     "Warning",

@@ -26,13 +26,14 @@ from typing import Any
 
 from rung.api.status import HISTORY_LIMIT, Condition, ModelDeploymentStatus
 from rung.plan import conditions as cond
+from rung.plan import reasons
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.events import Event, timestamp
 from rung.plan.rollout import RolloutState, rollback
 
-APPLY_FAILED = "ApplyFailed"
+APPLY_FAILED = reasons.APPLY_FAILED
 """Degraded reason while an owned object cannot be applied."""
-APPLY_REFUSED = "ApplyRefused"
+APPLY_REFUSED = reasons.APPLY_REFUSED
 """Event and history reason of a canary rolled back because its objects were refused."""
 ROLLOUT_PHASES_TO_ABORT = frozenset({"Progressing", "Paused", "Promoting"})
 

@@ -47,6 +47,7 @@ from rung.ladder import Capability, capabilities
 from rung.plan.events import Event, parse_time, timestamp
 from rung.plan.observation import RunOutcome, TriggerReading
 from rung.plan.promql import Targets, TemplateError, query_variables, render
+from rung.plan.reasons import RETRAINING_FAILED, RETRAINING_STARTED, RETRAINING_SUCCEEDED
 
 RETRAINING_READY = "RetrainingReady"
 MAX_LAUNCH_ATTEMPTS = 3
@@ -266,10 +267,10 @@ def _follow_runs(
             text = f"retraining run {run.name} succeeded" + (
                 f": {outcome.message}" if outcome.message else ""
             )
-            d.events.append(Event("RetrainingSucceeded", text))
+            d.events.append(Event(RETRAINING_SUCCEEDED, text))
         else:
             text = f"retraining run {run.name} failed: {outcome.message or 'no reason given'}"
-            d.events.append(Event("RetrainingFailed", text, "Warning"))
+            d.events.append(Event(RETRAINING_FAILED, text, "Warning"))
         d.history.append(
             HistoryEntry(
                 time=at, event=f"Retraining{outcome.state}", message=text, version=run.version
@@ -340,7 +341,10 @@ def _launch(
     ]
     d.launch = _request(md, run, pipeline)
     d.events.append(
-        Event("RetrainingStarted", f"launched {pipeline.type} run {name} for {version}: {reason}")
+        Event(
+            RETRAINING_STARTED,
+            f"launched {pipeline.type} run {name} for {version}: {reason}",
+        )
     )
     d.history.append(
         HistoryEntry(time=at, event="Retrained", message=f"{name}: {reason}", version=version)

@@ -25,6 +25,7 @@ from rung.api.status import (
     ModelRef,
     Phase,
 )
+from rung.plan import reasons
 from rung.plan.analysis import Verdict
 from rung.plan.events import Event, parse_time, timestamp
 
@@ -99,166 +100,140 @@ def advance(
     """One step of the state machine. `desired` is spec.model (with its hash)."""
     at = timestamp(now)
     canary = state.canary
-
     if canary is None:
         if desired.hash == state.stable.hash:
             return Decision(replace(state, phase=None, rejected=None))
         if state.rejected is not None and state.rejected.hash == desired.hash:
             return Decision(replace(state, phase="RolledBack"))
         return _start(state, desired, settings, at, superseding=None)
-
     if state.phase == "RollingBack":
         # Finish taking traffic off the canary before anything else, even if the
         # spec changed meanwhile; a newer model starts on the next pass.
-        if observed.live_weight not in (None, 0):
-            return Decision(state)
-        if canary.hash != desired.hash:
-            # Aborted (spec went back to stable, or moved on): not a failed model.
-            done = replace(state, canary=None, phase=None, rejected=None)
-            return Decision(
-                done,
-                [
-                    Event(
-                        "CanaryRemoved",
-                        f"canary {canary.version} removed; traffic is on {state.stable.version}",
-                    )
-                ],
-            )
-        done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
-        return Decision(
-            done,
-            [
-                Event(
-                    "RolledBack",
-                    f"traffic is on {state.stable.version}; canary {canary.version} removed",
-                    "Warning",
-                )
-            ],
-            [
-                HistoryEntry(
-                    time=at,
-                    event="RolledBack",
-                    message=f"{canary.version} rolled back",
-                    version=canary.version,
-                )
-            ],
-        )
-
+        return _rolling_back(state, canary, desired, observed, at)
     if canary.hash != desired.hash:
         if desired.hash == state.stable.hash:
-            return rollback(
-                state,
-                at,
-                "CanaryAborted",
-                f"spec.model is back to {desired.version}: removing canary {canary.version}",
-                warning=False,
-            )
+            message = f"spec.model is back to {desired.version}: removing canary {canary.version}"
+            return rollback(state, at, reasons.CANARY_ABORTED, message, warning=False)
         return _start(state, desired, settings, at, superseding=canary)
-
     if state.phase == "Promoting":
-        if observed.promoted:
-            stable = _ref(canary)
-            name = (
-                state.stable.predictor_name if observed.promoted_in_place else canary.predictor_name
-            )
-            stable = stable.model_copy(update={"predictor_name": name})
-            done = RolloutState(stable=stable, canary=None, phase=None, analysis=state.analysis)
-            return Decision(
-                done,
-                [Event("Promoted", f"{canary.version} is now stable")],
-                [
-                    HistoryEntry(
-                        time=at,
-                        event="Promoted",
-                        message=f"{state.stable.version} -> {canary.version}",
-                        version=canary.version,
-                    )
-                ],
-            )
-        return Decision(state)
-
+        return _promoted(state, canary, observed, at) if observed.promoted else Decision(state)
     if state.phase == "Paused":
         if observed.approved_version == canary.version:
             return _promote(state, at, approved=True)
         return Decision(state)
+    return _progressing(state, canary, settings, observed, now)
 
-    # Progressing
+
+def _rolling_back(
+    state: RolloutState, canary: CanaryStatus, desired: ModelRef, observed: Observed, at: str
+) -> Decision:
+    if observed.live_weight not in (None, 0):
+        return Decision(state)
+    if canary.hash != desired.hash:
+        # Aborted (spec went back to stable, or moved on): not a failed model.
+        message = f"canary {canary.version} removed; traffic is on {state.stable.version}"
+        done = replace(state, canary=None, phase=None, rejected=None)
+        return Decision(done, [Event(reasons.CANARY_REMOVED, message)])
+    done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
+    message = f"traffic is on {state.stable.version}; canary {canary.version} removed"
+    return Decision(
+        done,
+        [Event(reasons.ROLLED_BACK, message, "Warning")],
+        [_entry(at, reasons.ROLLED_BACK, f"{canary.version} rolled back", canary.version)],
+    )
+
+
+def _promoted(state: RolloutState, canary: CanaryStatus, observed: Observed, at: str) -> Decision:
+    name = state.stable.predictor_name if observed.promoted_in_place else canary.predictor_name
+    stable = _ref(canary).model_copy(update={"predictor_name": name})
+    done = RolloutState(stable=stable, canary=None, phase=None, analysis=state.analysis)
+    message = f"{state.stable.version} -> {canary.version}"
+    return Decision(
+        done,
+        [Event(reasons.PROMOTED, f"{canary.version} is now stable")],
+        [_entry(at, reasons.PROMOTED, message, canary.version)],
+    )
+
+
+def _progressing(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    now: datetime,
+) -> Decision:
+    at = timestamp(now)
     if not observed.canary_ready:
         if _since(canary.step_started_at or canary.started_at, now) > settings.deadline_seconds:
-            return rollback(
-                state,
-                at,
-                "ProgressDeadlineExceeded",
-                f"canary {canary.version} not ready within {settings.deadline_seconds:g}s",
-            )
+            message = f"canary {canary.version} not ready within {settings.deadline_seconds:g}s"
+            return rollback(state, at, reasons.PROGRESS_DEADLINE_EXCEEDED, message)
         return Decision(state)
     if observed.verdict is None:
         return Decision(state)
-
     analysis = state.analysis or AnalysisStatus()
     analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
+    judged = replace(state, analysis=analysis)
     if observed.verdict == "hold":
-        held = replace(state, analysis=analysis)
         if _since(canary.step_started_at, now) > settings.deadline_seconds:
-            return rollback(
-                held, at, "AnalysisNoData", "no metrics for the canary within progressDeadline"
-            )
-        return Decision(held)
+            message = "no metrics for the canary within progressDeadline"
+            return rollback(judged, at, reasons.ANALYSIS_NO_DATA, message)
+        return Decision(judged)
     if observed.verdict == "fail":
-        failures = analysis.failures + 1
-        analysis = analysis.model_copy(update={"failures": failures})
-        failed = replace(state, analysis=analysis)
-        summary = "; ".join(
-            f"{c.metric}: {c.message}" for c in observed.checks if c.passed is not True
-        )
-        event = Event(
-            "AnalysisFailed",
-            f"canary {canary.version} failed analysis ({failures}/"
-            f"{settings.failure_limit}): {summary}",
-            "Warning",
-        )
-        if failures >= settings.failure_limit:
-            decision = rollback(
-                failed, at, "FailureLimitReached", f"{failures} failed analysis runs: {summary}"
-            )
-            decision.events.insert(0, event)
-            return decision
-        return Decision(failed, [event])
+        return _failed(judged, canary, settings, observed, at)
+    return _passed(judged, canary, settings, observed, at)
 
-    # pass
-    passed = replace(state, analysis=analysis)
+
+def _failed(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    at: str,
+) -> Decision:
+    assert state.analysis is not None
+    failures = state.analysis.failures + 1
+    failed = replace(state, analysis=state.analysis.model_copy(update={"failures": failures}))
+    summary = "; ".join(f"{c.metric}: {c.message}" for c in observed.checks if c.passed is not True)
+    event = Event(
+        reasons.ANALYSIS_FAILED,
+        f"canary {canary.version} failed analysis ({failures}/{settings.failure_limit}): {summary}",
+        "Warning",
+    )
+    if failures < settings.failure_limit:
+        return Decision(failed, [event])
+    message = f"{failures} failed analysis runs: {summary}"
+    decision = rollback(failed, at, reasons.FAILURE_LIMIT_REACHED, message)
+    return Decision(decision.state, [event, *decision.events], decision.history)
+
+
+def _passed(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    at: str,
+) -> Decision:
     if canary.step + 1 < len(settings.steps):
         step = canary.step + 1
         weight = settings.steps[step]
         moved = canary.model_copy(update={"step": step, "weight": weight, "step_started_at": at})
-        return Decision(
-            replace(passed, canary=moved),
-            [
-                Event(
-                    "StepAdvanced", f"canary {canary.version}: weight {canary.weight}% -> {weight}%"
-                )
-            ],
-        )
+        message = f"canary {canary.version}: weight {canary.weight}% -> {weight}%"
+        return Decision(replace(state, canary=moved), [Event(reasons.STEP_ADVANCED, message)])
     if settings.manual_gate and observed.approved_version != canary.version:
-        return Decision(
-            replace(passed, phase="Paused"),
-            [
-                Event(
-                    "AwaitingApproval",
-                    f"canary {canary.version} passed every step; approve with"
-                    f" `rung approve` (annotation rung.dev/approve={canary.version})",
-                )
-            ],
-            [
-                HistoryEntry(
-                    time=at,
-                    event="AwaitingApproval",
-                    message="promotion waits for approval",
-                    version=canary.version,
-                )
-            ],
+        message = (
+            f"canary {canary.version} passed every step; approve with"
+            f" `rung approve` (annotation rung.dev/approve={canary.version})"
         )
-    return _promote(passed, at, approved=settings.manual_gate)
+        return Decision(
+            replace(state, phase="Paused"),
+            [Event(reasons.AWAITING_APPROVAL, message)],
+            [_entry(at, reasons.AWAITING_APPROVAL, "promotion waits for approval", canary.version)],
+        )
+    return _promote(state, at, approved=settings.manual_gate)
+
+
+def _entry(at: str, event: str, message: str, version: str | None = None) -> HistoryEntry:
+    return HistoryEntry(time=at, event=event, message=message, version=version)
 
 
 def _start(
@@ -283,19 +258,22 @@ def _start(
     history: list[HistoryEntry] = []
     if superseding is not None:
         events.append(
-            Event("CanarySuperseded", f"canary {superseding.version} replaced by {desired.version}")
+            Event(
+                reasons.CANARY_SUPERSEDED,
+                f"canary {superseding.version} replaced by {desired.version}",
+            )
         )
         history.append(
             HistoryEntry(
                 time=at,
-                event="CanarySuperseded",
+                event=reasons.CANARY_SUPERSEDED,
                 message=f"{superseding.version} -> {desired.version}",
                 version=desired.version,
             )
         )
     events.append(
         Event(
-            "CanaryStarted",
+            reasons.CANARY_STARTED,
             f"rolling out {desired.version} next to {state.stable.version}:"
             f" steps {', '.join(f'{s}%' for s in settings.steps)}",
         )
@@ -303,7 +281,7 @@ def _start(
     history.append(
         HistoryEntry(
             time=at,
-            event="CanaryStarted",
+            event=reasons.CANARY_STARTED,
             message=f"{state.stable.version} -> {desired.version}",
             version=desired.version,
         )
@@ -324,8 +302,8 @@ def _promote(state: RolloutState, at: str, approved: bool) -> Decision:
     message = f"canary {canary.version} passed" + (" and was approved" if approved else "")
     return Decision(
         replace(state, phase="Promoting", canary=canary.model_copy(update={"weight": 100})),
-        [Event("Promoting", message)],
-        [HistoryEntry(time=at, event="Approved", message=message, version=canary.version)]
+        [Event(reasons.PROMOTING, message)],
+        [HistoryEntry(time=at, event=reasons.APPROVED, message=message, version=canary.version)]
         if approved
         else [],
     )
@@ -348,7 +326,10 @@ def rollback(
         ],
         [
             HistoryEntry(
-                time=at, event="RollingBack", message=f"{reason}: {message}", version=canary.version
+                time=at,
+                event=reasons.ROLLING_BACK,
+                message=f"{reason}: {message}",
+                version=canary.version,
             )
         ],
     )

@@ -1,0 +1,46 @@
+"""Reasons of the Events, history entries and conditions Rung writes, stated once.
+
+Metrics, docs and tests import these names instead of repeating the strings, so a
+rename cannot silently break a metric (a leaf module: it imports nothing).
+"""
+
+from __future__ import annotations
+
+# Rollout (level 2)
+CANARY_STARTED = "CanaryStarted"
+CANARY_SUPERSEDED = "CanarySuperseded"
+CANARY_ABORTED = "CanaryAborted"
+CANARY_REMOVED = "CanaryRemoved"
+STEP_ADVANCED = "StepAdvanced"
+ANALYSIS_FAILED = "AnalysisFailed"
+ANALYSIS_NO_DATA = "AnalysisNoData"
+FAILURE_LIMIT_REACHED = "FailureLimitReached"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+AWAITING_APPROVAL = "AwaitingApproval"
+APPROVED = "Approved"
+PROMOTING = "Promoting"
+PROMOTED = "Promoted"
+ROLLING_BACK = "RollingBack"
+ROLLED_BACK = "RolledBack"
+
+# Applying objects
+APPLY_FAILED = "ApplyFailed"
+APPLY_REFUSED = "ApplyRefused"
+
+# Retraining (level 3)
+RETRAINING_STARTED = "RetrainingStarted"
+RETRAINING_SUCCEEDED = "RetrainingSucceeded"
+RETRAINING_FAILED = "RetrainingFailed"
+RETRAINING_LAUNCH_FAILED = "RetrainingLaunchFailed"
+
+ROLLOUT_OUTCOMES: dict[str, str] = {
+    PROMOTED: "promoted",
+    ROLLED_BACK: "rolled-back",
+    CANARY_REMOVED: "aborted",
+}
+"""Event reason -> `outcome` label of the rung_rollouts_total metric."""
+RETRAINING_OUTCOMES: dict[str, str] = {
+    RETRAINING_SUCCEEDED: "succeeded",
+    RETRAINING_FAILED: "failed",
+}
+"""Event reason -> `outcome` label of the rung_retraining_runs_total metric."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+from rung.api.status import HistoryEntry
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,38 @@ class Event:
     reason: str
     message: str
     type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a planning step decided to announce: Events, and the history entries that
+    record them in status. Steps return one; the planner adds them up in order."""
+
+    events: tuple[Event, ...] = ()
+    history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
+
+    def __add__(self, other: Decided) -> Decided:
+        return Decided(self.events + other.events, self.history + other.history)
+
+    @classmethod
+    def one(
+        cls,
+        event: Event,
+        at: str | None = None,
+        history_event: str | None = None,
+        message: str | None = None,
+        version: str | None = None,
+    ) -> Decided:
+        """`event`, and (when `at` is given) a history entry named `history_event`."""
+        if at is None:
+            return cls((event,))
+        entry = HistoryEntry(
+            time=at,
+            event=history_event or event.reason,
+            message=message if message is not None else event.message,
+            version=version,
+        )
+        return cls((event,), (entry,))
 
 
 def timestamp(now: datetime) -> str:

@@ -6,11 +6,20 @@ rename cannot silently break a metric (a leaf module: it imports nothing).
 
 from __future__ import annotations
 
+# Serving and the ladder
+DEPLOYING = "Deploying"
+DEPLOYED = "Deployed"
+MODEL_REPLACED = "ModelReplaced"
+LEVEL_CHANGED = "LevelChanged"
+CAPABILITY_REFUSED = "CapabilityRefused"
+REFUSED = "Refused"
+
 # Rollout (level 2)
 CANARY_STARTED = "CanaryStarted"
 CANARY_SUPERSEDED = "CanarySuperseded"
 CANARY_ABORTED = "CanaryAborted"
 CANARY_REMOVED = "CanaryRemoved"
+CANARY_ABANDONED = "CanaryAbandoned"
 STEP_ADVANCED = "StepAdvanced"
 ANALYSIS_FAILED = "AnalysisFailed"
 ANALYSIS_NO_DATA = "AnalysisNoData"

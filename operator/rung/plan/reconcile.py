@@ -8,23 +8,28 @@ to write and the decisions (Events) to announce. Handlers do the I/O around it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
 from rung.api.status import (
     HISTORY_LIMIT,
-    HistoryEntry,
+    AnalysisStatus,
+    CanaryStatus,
+    Condition,
+    ConditionStatus,
     ModelDeploymentStatus,
     ModelRef,
     Phase,
+    RetrainingStatus,
     SloSnapshot,
 )
-from rung.ladder import Capability, capabilities
+from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
+from rung.plan import reasons
 from rung.plan.analysis import Measurement, analysis_metrics, check, verdict
 from rung.plan.apply_failure import keep_apply_failure
-from rung.plan.events import Event, timestamp
+from rung.plan.events import Decided, Event, timestamp
 from rung.plan.explainability import governance_conditions
 from rung.plan.inference_service import (
     CANARY_HASH_ANNOTATION,
@@ -84,107 +89,28 @@ def plan(obs: Observation) -> Plan:
     md, now = obs.md, timestamp(obs.now)
     spec, old = md.spec, md.status
     ladder = capabilities(spec.maturity.level, spec.maturity.overrides)
-    canary_running = canary_on(md, ladder)
-    events: list[Event] = []
-    history = list(old.history)
-    if ladder.refused and old.capabilities != ladder.ordered():
-        for refusal in ladder.refused:
-            events.append(Event("CapabilityRefused", refusal, "Warning"))
-            history.append(HistoryEntry(time=now, event="Refused", message=refusal))
-
-    wanted = ModelRef(
-        version=spec.model.version,
-        storage_uri=spec.model.storage_uri,
-        hash=model_hash(spec.model),
-        model=spec.model,
-    )
-    if old.level is not None and old.level != spec.maturity.level:
-        events.append(
-            Event(
-                "LevelChanged",
-                f"maturity level {old.level} -> {spec.maturity.level}:"
-                f" capabilities {', '.join(ladder.ordered())}",
-            )
-        )
-        history.append(
-            HistoryEntry(
-                time=now, event="LevelChanged", message=f"{old.level} -> {spec.maturity.level}"
-            )
-        )
-
-    router = router_of(md)
-    rollout_phase: Phase | None = None
-    if canary_running:
-        state = rollout_state(md)
-        assert state.stable is not None
-        observed = _observe_rollout(obs, router, state)
-        decision = advance(state, wanted, rollout_settings(md, ladder), observed, obs.now)
-        events.extend(decision.events)
-        history.extend(decision.history)
-        stable, canary = decision.state.stable, decision.state.canary
-        rollout_phase, analysis = decision.state.phase, decision.state.analysis
-        rejected = decision.state.rejected
-    else:
-        stable, canary, analysis, rejected = _replace_directly(old, wanted, now, events, history)
-
+    decided = _ladder_changes(md, ladder, now)
+    models = _models(obs, ladder)
+    decided += models.decided
     monitoring: MonitoringPlan | None = None
     if Capability.MONITORING in ladder:
         monitoring = plan_monitoring(md, obs.features, stable_targets(md, obs.live))
-    annotations = monitoring.predictor_annotations if monitoring else {}
-    assert stable.model is not None
-    if Capability.CANARY in ladder:
-        desired = router.objects(
-            md,
-            Traffic(
-                stable=stable,
-                canary=canary,
-                canary_weight=canary.weight if canary else 0,
-                promoting=rollout_phase == "Promoting",
-                rolling_back=rollout_phase == "RollingBack",
-                annotations=annotations,
-            ),
-        )
-    else:
-        desired = [build_inference_service(md, stable.model, extra_annotations=annotations)]
-    desired += monitoring.objects if monitoring else []
+    desired = _desired(md, ladder, models, monitoring)
 
     isvc = obs.inference_services.get(md.name)
     ready = cond.object_condition(isvc, "Ready")
-    is_ready = _serving_ready(isvc, ready, stable, canary)
+    is_ready = _serving_ready(isvc, ready, models.stable, models.canary)
     failure = _failure(isvc)
-    conditions = _conditions(
-        old.conditions,
-        md,
-        stable,
-        canary,
-        rollout_phase,
-        is_ready,
-        ready,
-        failure,
-        now,
-        rejected,
-    )
+    conditions = _conditions(old.conditions, md, models, is_ready, ready, failure, now)
     conditions, governance_events = governance_conditions(md, conditions, now)
-    events.extend(governance_events)
-
+    decided += Decided(tuple(governance_events))
     conditions, slo = _monitoring_status(conditions, monitoring, obs, now)
-    retraining = old.retraining
-    launch = None
-    if Capability.RETRAINING in ladder:
-        retrain = decide(md, obs.retraining_readings, obs.run_outcomes, obs.now)
-        retraining, launch = retrain.status, retrain.launch
-        events.extend(retrain.events)
-        history.extend(retrain.history)
-        if retrain.condition is not None:
-            conditions = cond.set_condition(
-                conditions, RETRAINING_READY, *retrain.condition, now=now, generation=md.generation
-            )
-    else:
-        conditions = cond.remove_condition(conditions, RETRAINING_READY)
+    retraining, launch, conditions, retrained = _retraining(obs, ladder, conditions, now)
+    decided += retrained
 
     phase: Phase
-    if rollout_phase is not None:
-        phase = rollout_phase
+    if models.phase is not None:
+        phase = models.phase
     else:
         phase = "Failed" if failure else ("Ready" if is_ready else "Progressing")
     status = ModelDeploymentStatus(
@@ -194,29 +120,130 @@ def plan(obs: Observation) -> Plan:
         phase=phase,
         inference_service=md.name,
         url=((isvc or {}).get("status") or {}).get("url"),
-        stable=stable,
-        canary=canary,
-        rejected=rejected,
-        analysis=analysis,
+        stable=models.stable,
+        canary=models.canary,
+        rejected=models.rejected,
+        analysis=models.analysis,
         slo=slo,
         retraining=retraining,
-        history=history[-HISTORY_LIMIT:],
+        history=[*old.history, *decided.history][-HISTORY_LIMIT:],
         conditions=conditions,
     )
-    apply_failed = keep_apply_failure(old.conditions, obs.owned, desired)
+    return _with_apply_failure(
+        Plan(desired=desired, status=status, events=list(decided.events), launch=launch),
+        models.phase,
+        obs,
+    )
+
+
+@dataclass(frozen=True)
+class _Models:
+    """Which models serve, and the rollout's state, after this pass's decisions."""
+
+    stable: ModelRef
+    canary: CanaryStatus | None
+    analysis: AnalysisStatus | None
+    rejected: ModelRef | None
+    phase: Phase | None
+    decided: Decided
+
+
+def _ladder_changes(md: ModelDeployment, ladder: LadderResult, now: str) -> Decided:
+    """Refused capabilities (once per change of the ladder) and a changed level."""
+    old, level = md.status, md.spec.maturity.level
+    decided = Decided()
+    if ladder.refused and old.capabilities != ladder.ordered():
+        for refusal in ladder.refused:
+            event = Event(reasons.CAPABILITY_REFUSED, refusal, "Warning")
+            decided += Decided.one(event, now, reasons.REFUSED)
+    if old.level is not None and old.level != level:
+        message = (
+            f"maturity level {old.level} -> {level}: capabilities {', '.join(ladder.ordered())}"
+        )
+        event = Event(reasons.LEVEL_CHANGED, message)
+        decided += Decided.one(event, now, message=f"{old.level} -> {level}")
+    return decided
+
+
+def _models(obs: Observation, ladder: LadderResult) -> _Models:
+    """The rollout state machine's next state at level 2+, else a direct replacement."""
+    md, spec = obs.md, obs.md.spec
+    wanted = ModelRef(
+        version=spec.model.version,
+        storage_uri=spec.model.storage_uri,
+        hash=model_hash(spec.model),
+        model=spec.model,
+    )
+    if not canary_on(md, ladder):
+        stable, decided = _replace_directly(md.status, wanted, timestamp(obs.now))
+        return _Models(stable, None, md.status.analysis, None, None, decided)
+    state = rollout_state(md)
+    observed = _observe_rollout(obs, router_of(md), state)
+    decision = advance(state, wanted, rollout_settings(md, ladder), observed, obs.now)
+    new = decision.state
+    decided = Decided(tuple(decision.events), tuple(decision.history))
+    return _Models(new.stable, new.canary, new.analysis, new.rejected, new.phase, decided)
+
+
+def _desired(
+    md: ModelDeployment,
+    ladder: LadderResult,
+    models: _Models,
+    monitoring: MonitoringPlan | None,
+) -> list[dict[str, Any]]:
+    """Every owned object that should exist: the router's (or one InferenceService),
+    then monitoring's."""
+    annotations = monitoring.predictor_annotations if monitoring else {}
+    stable, canary = models.stable, models.canary
+    assert stable.model is not None
+    if Capability.CANARY in ladder:
+        traffic = Traffic(
+            stable=stable,
+            canary=canary,
+            canary_weight=canary.weight if canary else 0,
+            promoting=models.phase == "Promoting",
+            rolling_back=models.phase == "RollingBack",
+            annotations=annotations,
+        )
+        desired = router_of(md).objects(md, traffic)
+    else:
+        desired = [build_inference_service(md, stable.model, extra_annotations=annotations)]
+    return desired + (monitoring.objects if monitoring else [])
+
+
+def _retraining(
+    obs: Observation, ladder: LadderResult, conditions: list[Condition], now: str
+) -> tuple[RetrainingStatus | None, LaunchRequest | None, list[Condition], Decided]:
+    """Level 3: the retraining decision, its condition, and what it announces."""
+    md = obs.md
+    if Capability.RETRAINING not in ladder:
+        conditions = cond.remove_condition(conditions, RETRAINING_READY)
+        return md.status.retraining, None, conditions, Decided()
+    retrain = decide(md, obs.retraining_readings, obs.run_outcomes, obs.now)
+    if retrain.condition is not None:
+        conditions = cond.set_condition(
+            conditions, RETRAINING_READY, *retrain.condition, now=now, generation=md.generation
+        )
+    decided = Decided(tuple(retrain.events), tuple(retrain.history))
+    return retrain.status, retrain.launch, conditions, decided
+
+
+def _with_apply_failure(planned: Plan, rollout_phase: Phase | None, obs: Observation) -> Plan:
+    """Keep an earlier apply failure in status while the objects are still not in place;
+    `status_when_applied` is what to write once an apply succeeds."""
+    apply_failed = keep_apply_failure(obs.md.status.conditions, obs.owned, planned.desired)
     if apply_failed is None:
-        return Plan(desired=desired, status=status, events=events, launch=launch)
-    # An earlier apply failed and the objects are still not in place: status keeps
-    # saying so until an apply succeeds (then `status_when_applied` is written).
+        return planned
+    status = planned.status
     kept = status.model_copy(
         update={
-            "conditions": [apply_failed if c.type == cond.DEGRADED else c for c in conditions],
-            "phase": phase if rollout_phase is not None else "Failed",
+            "conditions": [
+                apply_failed if c.type == cond.DEGRADED else c for c in status.conditions
+            ],
+            "phase": rollout_phase if rollout_phase is not None else "Failed",
         }
     )
-    return Plan(
-        desired=desired, status=kept, events=events, launch=launch, status_when_applied=status
-    )
+    return replace(planned, status=kept, status_when_applied=status)
 
 
 def _serving_ready(
@@ -321,157 +348,108 @@ def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> O
 
 
 def _replace_directly(
-    old: ModelDeploymentStatus,
-    wanted: ModelRef,
-    now: str,
-    events: list[Event],
-    history: list[HistoryEntry],
-) -> tuple[ModelRef, None, Any, None]:
+    old: ModelDeploymentStatus, wanted: ModelRef, now: str
+) -> tuple[ModelRef, Decided]:
     """Below level 2 (or on first deployment) a model change replaces the model."""
+    decided = Decided()
     if old.stable is None:
-        events.append(
-            Event("Deploying", f"deploying model {wanted.version} from {wanted.storage_uri}")
+        event = Event(
+            reasons.DEPLOYING, f"deploying model {wanted.version} from {wanted.storage_uri}"
         )
-        history.append(
-            HistoryEntry(
-                time=now, event="Deployed", message="first deployment", version=wanted.version
-            )
+        decided += Decided.one(
+            event, now, reasons.DEPLOYED, "first deployment", version=wanted.version
         )
     elif old.stable.hash != wanted.hash:
-        events.append(
-            Event(
-                "ModelReplaced",
-                f"replacing model {old.stable.version} with {wanted.version}"
-                " (no canary below level 2)",
-            )
+        message = (
+            f"replacing model {old.stable.version} with {wanted.version} (no canary below level 2)"
         )
-        history.append(
-            HistoryEntry(
-                time=now,
-                event="ModelReplaced",
-                message=f"{old.stable.version} -> {wanted.version}",
-                version=wanted.version,
-            )
+        decided += Decided.one(
+            Event(reasons.MODEL_REPLACED, message),
+            now,
+            message=f"{old.stable.version} -> {wanted.version}",
+            version=wanted.version,
         )
     if old.canary is not None:
-        events.append(
-            Event(
-                "CanaryAbandoned",
-                f"canary rollouts are off: {wanted.version} is deployed directly",
-                "Warning",
-            )
-        )
-        history.append(
-            HistoryEntry(
-                time=now,
-                event="CanaryAbandoned",
-                message="canary capability switched off",
-                version=old.canary.version,
-            )
+        message = f"canary rollouts are off: {wanted.version} is deployed directly"
+        decided += Decided.one(
+            Event(reasons.CANARY_ABANDONED, message, "Warning"),
+            now,
+            message="canary capability switched off",
+            version=old.canary.version,
         )
     stable = wanted
     if old.stable is not None and old.stable.hash == wanted.hash:
         stable = wanted.model_copy(update={"predictor_name": old.stable.predictor_name})
-    return stable, None, old.analysis, None
+    return stable, decided
+
+
+ConditionValue = tuple[ConditionStatus, str, str]
+"""(status, reason, message) of one condition."""
 
 
 def _conditions(
-    existing: list[Any],
+    existing: list[Condition],
     md: ModelDeployment,
-    stable: ModelRef,
-    canary: Any,
-    rollout_phase: Phase | None,
+    models: _Models,
     is_ready: bool,
     ready: Mapping[str, Any] | None,
     failure: str | None,
     now: str,
-    rejected: ModelRef | None = None,
-) -> list[Any]:
-    gen = md.generation
+) -> list[Condition]:
+    """Ready, Progressing and Degraded for this pass."""
     conditions = list(existing)
-    if is_ready:
+    for type_, value in (
+        (cond.READY, _ready(models.stable, is_ready, ready)),
+        (cond.PROGRESSING, _progressing(models, is_ready)),
+        (cond.DEGRADED, _degraded(models, failure)),
+    ):
         conditions = cond.set_condition(
-            conditions,
-            cond.READY,
-            "True",
-            "InferenceServiceReady",
-            f"model {stable.version} is serving",
-            now=now,
-            generation=gen,
-        )
-    else:
-        reason = (ready or {}).get("reason") or "InferenceServiceNotReady"
-        message = (ready or {}).get("message") or (
-            "waiting for the InferenceService to become ready"
-        )
-        conditions = cond.set_condition(
-            conditions, cond.READY, "False", reason, message, now=now, generation=gen
-        )
-    if canary is not None:
-        progressing = {
-            "Progressing": (
-                "CanaryProgressing",
-                f"canary {canary.version} at {canary.weight}% (step {canary.step + 1})",
-            ),
-            "Paused": ("AwaitingApproval", f"canary {canary.version} waits for approval"),
-            "Promoting": ("Promoting", f"promoting {canary.version}"),
-            "RollingBack": ("RollingBack", f"rolling back {canary.version}"),
-        }.get(rollout_phase or "", ("CanaryProgressing", f"canary {canary.version}"))
-        conditions = cond.set_condition(
-            conditions,
-            cond.PROGRESSING,
-            "True",
-            progressing[0],
-            progressing[1],
-            now=now,
-            generation=gen,
-        )
-    elif is_ready:
-        conditions = cond.set_condition(
-            conditions,
-            cond.PROGRESSING,
-            "False",
-            "Deployed",
-            f"model {stable.version} is deployed",
-            now=now,
-            generation=gen,
-        )
-    else:
-        conditions = cond.set_condition(
-            conditions,
-            cond.PROGRESSING,
-            "True",
-            "Deploying",
-            f"deploying model {stable.version}",
-            now=now,
-            generation=gen,
-        )
-    if failure:
-        conditions = cond.set_condition(
-            conditions, cond.DEGRADED, "True", "ModelFailed", failure, now=now, generation=gen
-        )
-    elif rollout_phase == "RolledBack":
-        version = rejected.version if rejected else (canary.version if canary else "the canary")
-        conditions = cond.set_condition(
-            conditions,
-            cond.DEGRADED,
-            "True",
-            "RolledBack",
-            f"{version} was rolled back; change spec.model to try again",
-            now=now,
-            generation=gen,
-        )
-    else:
-        conditions = cond.set_condition(
-            conditions,
-            cond.DEGRADED,
-            "False",
-            "AsExpected",
-            "no failure reported",
-            now=now,
-            generation=gen,
+            conditions, type_, *value, now=now, generation=md.generation
         )
     return conditions
+
+
+def _ready(stable: ModelRef, is_ready: bool, ready: Mapping[str, Any] | None) -> ConditionValue:
+    if is_ready:
+        return "True", "InferenceServiceReady", f"model {stable.version} is serving"
+    reason = (ready or {}).get("reason") or "InferenceServiceNotReady"
+    message = (ready or {}).get("message") or "waiting for the InferenceService to become ready"
+    return "False", str(reason), str(message)
+
+
+def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
+    canary, stable = models.canary, models.stable
+    if canary is None:
+        if is_ready:
+            return "False", reasons.DEPLOYED, f"model {stable.version} is deployed"
+        return "True", reasons.DEPLOYING, f"deploying model {stable.version}"
+    by_phase = {
+        "Progressing": (
+            "CanaryProgressing",
+            f"canary {canary.version} at {canary.weight}% (step {canary.step + 1})",
+        ),
+        "Paused": (reasons.AWAITING_APPROVAL, f"canary {canary.version} waits for approval"),
+        "Promoting": (reasons.PROMOTING, f"promoting {canary.version}"),
+        "RollingBack": (reasons.ROLLING_BACK, f"rolling back {canary.version}"),
+    }
+    reason, message = by_phase.get(
+        models.phase or "", ("CanaryProgressing", f"canary {canary.version}")
+    )
+    return "True", reason, message
+
+
+def _degraded(models: _Models, failure: str | None) -> ConditionValue:
+    if failure:
+        return "True", "ModelFailed", failure
+    if models.phase == "RolledBack":
+        canary, rejected = models.canary, models.rejected
+        version = rejected.version if rejected else (canary.version if canary else "the canary")
+        return (
+            "True",
+            reasons.ROLLED_BACK,
+            f"{version} was rolled back; change spec.model to try again",
+        )
+    return "False", "AsExpected", "no failure reported"
 
 
 def _failure(isvc: Mapping[str, Any] | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -22,6 +22,25 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     """A kopf registry whose handlers all funnel into `reconciler.reconcile`."""
     registry = kopf.OperatorRegistry()
 
+    def run(namespace: str | None, name: str | None) -> None:
+        if namespace is None or name is None:
+            return
+        try:
+            reconciler.reconcile(namespace, name)
+        except TransientError as error:
+            raise kopf.TemporaryError(f"will retry: {error}", delay=2) from error
+
+    _register_startup(registry)
+    _register_model_deployments(registry, run)
+    _register_resync(registry, run, settings)
+    _register_owned_objects(registry, run)
+    return registry
+
+
+Run = Callable[[str | None, str | None], None]
+
+
+def _register_startup(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # The same credentials as our own client: in-cluster token or kubeconfig.
@@ -39,20 +58,16 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
         settings.networking.request_timeout = 60
         settings.batching.error_delays = RETRY_DELAYS
 
-    def run(namespace: str | None, name: str | None) -> None:
-        if namespace is None or name is None:
-            return
-        try:
-            reconciler.reconcile(namespace, name)
-        except TransientError as error:
-            raise kopf.TemporaryError(f"will retry: {error}", delay=2) from error
 
+def _register_model_deployments(registry: kopf.OperatorRegistry, run: Run) -> None:
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     def on_change(namespace: str | None, name: str | None, **_: Any) -> None:
         run(namespace, name)
 
+
+def _register_resync(registry: kopf.OperatorRegistry, run: Run, settings: OperatorSettings) -> None:
     # Periodic resync without kopf timers: a timer would put a finalizer on every
     # ModelDeployment, leaving them undeletable whenever the operator is not running.
     # kopf's index keeps the list of objects in the watched namespaces for us.
@@ -82,6 +97,8 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
         if task is not None:
             task.cancel()
 
+
+def _register_owned_objects(registry: kopf.OperatorRegistry, run: Run) -> None:
     # Changes to what the operator owns (KServe reporting readiness, a retraining
     # Job finishing) reconcile the owner at once instead of at the next resync.
     @kopf.on.event(
@@ -101,5 +118,3 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
             run(namespace, labels.get(OWNER_LABEL))
         except kopf.TemporaryError as error:
             log.info("owned object event for %s: %s", labels.get(OWNER_LABEL), error)
-
-    return registry

@@ -61,11 +61,6 @@ def load_config() -> str:
     return ((context or {}).get("context") or {}).get("namespace") or "default"
 
 
-def is_transient(error: ApiException) -> bool:
-    """Errors worth retrying: conflicts, throttling, server-side trouble."""
-    return error.status in (409, 429) or (error.status or 0) >= 500 or error.status == 0
-
-
 class KubeEvents:
     """Posts decisions as core/v1 Events on the ModelDeployment, from component `rung`.
 

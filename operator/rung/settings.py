@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,6 @@ class OperatorSettings:
     (RUNG_RESYNC_SECONDS); rollouts and SLO snapshots advance on this tick."""
     verbose: bool = False
     """Debug logging (RUNG_VERBOSE)."""
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:

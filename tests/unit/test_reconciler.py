@@ -104,9 +104,6 @@ class FakeProvider:
         self.asked.append(query)
         return self.answer(query)
 
-    def is_online(self) -> bool:
-        return True
-
 
 @dataclass
 class World:

@@ -37,12 +37,6 @@ class PrometheusProvider:
             )
         return values[0]
 
-    def is_online(self) -> bool:
-        try:
-            return bool(self._client.check_prometheus_connection())
-        except requests.RequestException:
-            return False
-
 
 def _value(sample: object) -> float | None:
     if not isinstance(sample, dict) or "value" not in sample:

@@ -18,7 +18,3 @@ class MetricProvider(Protocol):
         Raises MetricsUnavailableError when the backend cannot answer.
         """
         ...
-
-    def is_online(self) -> bool:
-        """Whether the backend answers at all."""
-        ...

@@ -32,7 +32,6 @@ from rung.plan.resources import resource_requirements
 ISVC_GROUP = "serving.kserve.io"
 ISVC_VERSION = "v1beta1"
 ISVC_API_VERSION = f"{ISVC_GROUP}/{ISVC_VERSION}"
-ISVC_PLURAL = "inferenceservices"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 MODEL_VERSION_LABEL = "rung.dev/model-version"
 ROLE_LABEL = "rung.dev/role"

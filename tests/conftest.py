@@ -31,6 +31,22 @@ RUNG_TEST_NS_PREFIX). The session's operator watches only these, so several pyte
 sessions can share one cluster."""
 
 
+#: Markers by directory: one rule, so a new test file cannot forget its marker.
+DIRECTORY_MARKERS = {
+    "tests/cluster": ("cluster", "testbed"),
+    "tests/integration": ("cluster", "integration"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.fspath)
+        for directory, markers in DIRECTORY_MARKERS.items():
+            if f"/{directory}/" in path:
+                for marker in markers:
+                    item.add_marker(getattr(pytest.mark, marker))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     k8s_bin = str(BinDirs.from_versions().kubernetes)
     if os.path.isdir(k8s_bin) and k8s_bin not in os.environ.get("PATH", "").split(os.pathsep):

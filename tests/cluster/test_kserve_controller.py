@@ -20,8 +20,6 @@ from kubernetes.client.rest import ApiException
 from localcluster import LocalCluster, Ports
 from localcluster.process import cmdline, pid_alive, read_pidfile
 
-pytestmark = pytest.mark.cluster
-
 T = TypeVar("T")
 JSON = dict[str, Any]
 

@@ -17,8 +17,6 @@ from kubernetes.client.rest import ApiException
 from localcluster import ClusterError, LocalCluster, Ports
 from localcluster.process import cmdline, pid_alive
 
-pytestmark = pytest.mark.cluster
-
 T = TypeVar("T")
 
 

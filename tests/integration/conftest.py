@@ -16,12 +16,6 @@ from integration_kit import (
 from kubernetes import client
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/integration" in str(item.fspath):
-            item.add_marker(pytest.mark.cluster)
-
-
 @pytest.fixture(scope="session")
 def rung_crds(kube_api: client.ApiClient) -> None:
     """The ModelDeployment CRD from crds/, installed and Established."""

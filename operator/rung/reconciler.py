@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,12 @@ from rung.kube import (
     Kube,
     kind_of,
 )
-from rung.metrics import MetricProvider, MetricsUnavailableError, provider_for
+from rung.metrics import (
+    InvalidMeasurementError,
+    MetricProvider,
+    MetricsUnavailableError,
+    provider_for,
+)
 from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import reasons
 from rung.plan.apply_failure import ApplyFailure, after_apply_failure
@@ -222,6 +228,7 @@ class Reconciler:
             slo=answers.slo,
             measurements=answers.measurements,
             analysis_error=answers.analysis_error,
+            invalid_measurements=answers.invalid_measurements,
             retraining_readings=answers.retraining_readings,
             run_outcomes=self._run_outcomes(md, to_read.runs),
         )
@@ -233,11 +240,15 @@ class Reconciler:
             return {}
         provider = self._provider(to_read.prometheus_url)
         readings: dict[str, Reading] = {}
+        unavailable: Reading | None = None
         for query in queries:
-            try:
-                readings[query] = Reading(value=provider.run_query(query))
-            except MetricsUnavailableError as error:
-                readings[query] = Reading(error=str(error))
+            if unavailable is not None:
+                # One timeout per pass, not one per query: the rest are not sent.
+                readings[query] = unavailable
+                continue
+            readings[query] = _read(provider, query)
+            if readings[query].error is not None and not readings[query].invalid:
+                unavailable = readings[query]
         return readings
 
     def _write_status(
@@ -360,6 +371,25 @@ class Reconciler:
         result.retraining_runs.append(
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
+
+
+def _read(provider: MetricProvider, query: str) -> Reading:
+    """One query's answer as a Reading: a number, no data, an error, or garbage.
+
+    Nothing a provider raises escapes: a crash here would stop every later step of the
+    reconcile (the progress deadline among them)."""
+    try:
+        value = provider.run_query(query)
+    except InvalidMeasurementError as error:
+        return Reading(error=str(error), invalid=True)
+    except MetricsUnavailableError as error:
+        return Reading(error=str(error))
+    except Exception as error:  # a provider bug must not stop the reconcile
+        log.debug("metric provider raised on %r", query, exc_info=True)
+        return Reading(error=f"metric provider failed: {type(error).__name__}: {error}"[:500])
+    if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
+        return Reading(error=f"not a finite number: {value!r:.80}", invalid=True)
+    return Reading(value=None if value is None else float(value))
 
 
 def _log_result(md: ModelDeployment, result: ReconcileResult) -> None:

@@ -275,3 +275,34 @@ def test_default_metrics_are_absolute_thresholds(kind: str) -> None:
     for m in analysis_metrics(f.md(level=2, model_fields={"kind": kind}).spec):
         assert (m.min, m.max_increase_over_stable) == (None, None)
         assert not needs_stable(m)
+
+
+# --- garbage and errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["hold", "fail", "pass"])
+def test_an_invalid_measurement_fails_the_check_whatever_the_policy(policy: NoDataPolicy) -> None:
+    failed = check(Measurement(metric(max=0.01), None), invalid="canary: sample value is NaN")
+    assert (failed.passed, failed.message) == (
+        False,
+        "invalid measurement: canary: sample value is NaN",
+    )
+    assert verdict([failed], policy) == "fail"
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_value_fails_the_check(number: float) -> None:
+    assert check(Measurement(metric(max=0.01), number)).passed is False
+    assert check(Measurement(metric(maxIncreaseOverStable=0.1), 0.0, number)).passed is False
+
+
+@pytest.mark.parametrize("policy", ["hold", "fail", "pass"])
+def test_a_provider_error_is_an_error_never_a_pass(policy: NoDataPolicy) -> None:
+    unmeasured = [CheckResult(metric="m", message="timed out")]
+    assert verdict(unmeasured, policy, "timed out") == "error"
+    assert verdict([], policy, "timed out") == "error"
+
+
+def test_a_failed_check_outweighs_an_error() -> None:
+    checks = [CheckResult(metric="a", passed=False), CheckResult(metric="b")]
+    assert verdict(checks, "pass", "timed out") == "fail"

@@ -428,7 +428,7 @@ def test_failed_analysis_holds_traffic_and_counts(router: str) -> None:
 
 
 @pytest.mark.parametrize("router", ALL)
-def test_unreachable_prometheus_holds_the_step(router: str) -> None:
+def test_unreachable_prometheus_holds_the_step_and_counts_an_error(router: str) -> None:
     cluster, started = start(router)
     unanswered = {"error-rate": (None, None), "latency-p95": (None, None)}
     p = plan(
@@ -439,13 +439,113 @@ def test_unreachable_prometheus_holds_the_step(router: str) -> None:
             analysis_error="connection refused",
         )
     )
-    assert p.events == []
+    assert [(e.reason, e.type) for e in p.events] == [("AnalysisError", "Warning")]
+    assert "connection refused" in p.events[0].message
     assert p.status.canary == started.status.canary
     assert p.status.analysis is not None
+    assert (p.status.analysis.consecutive_errors, p.status.analysis.failures) == (1, 0)
+    assert p.status.analysis.last_error == "connection refused"
     assert [(c.passed, c.message) for c in p.status.analysis.checks] == [
         (None, "connection refused"),
         (None, "connection refused"),
     ]
+    assert summary(p, "Progressing")[:2] == ("True", "AnalysisError")
+    assert "connection refused" in summary(p, "Progressing")[2]
+
+
+UNANSWERED: Measurements = {"error-rate": (None, None), "latency-p95": (None, None)}
+
+
+def _run_analyses(
+    router: str,
+    results: list[tuple[Measurements, str | None, dict[str, str]]],
+    rollout: dict[str, Any] | None = None,
+) -> tuple[Plan, list[str]]:
+    """Analysis runs every 60s with (measurements, provider error, invalid) each."""
+    cluster, p = start(router, rollout=rollout)
+    seen: list[str] = []
+    for i, (measured, error, invalid) in enumerate(results, start=1):
+        md = after(p, router, rollout=rollout)
+        p = plan(
+            cluster.observe(
+                md,
+                T0 + timedelta(seconds=60 * i),
+                measurements=measured,
+                analysis_error=error,
+                invalid_measurements=invalid,
+            )
+        )
+        cluster.apply(p.desired)
+        seen += [e.reason for e in p.events]
+    return p, seen
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_errors_in_a_row_beyond_the_limit_roll_back(router: str) -> None:
+    p, seen = _run_analyses(router, [(UNANSWERED, "timed out", {})] * 5)
+    assert seen == ["AnalysisError"] * 5 + ["ConsecutiveErrorLimitReached"]
+    assert p.status.phase == "RollingBack"
+    assert p.status.analysis is not None
+    assert p.status.analysis.consecutive_errors == 5
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_a_measured_run_resets_the_errors_in_a_row(router: str) -> None:
+    runs = [(UNANSWERED, "timed out", {})] * 4 + [(HEALTHY, None, {})]
+    runs += [(UNANSWERED, "timed out", {})] * 4
+    p, seen = _run_analyses(router, runs)
+    assert "ConsecutiveErrorLimitReached" not in seen
+    assert p.status.phase == "Progressing"
+    assert p.status.analysis is not None
+    assert p.status.analysis.consecutive_errors == 4
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_consecutive_error_limit_is_the_errors_tolerated(limit: int) -> None:
+    rollout = {"analysis": {"consecutiveErrorLimit": limit}}
+    p, seen = _run_analyses("gateway-api", [(UNANSWERED, "timed out", {})] * (limit + 1), rollout)
+    assert seen[-1] == "ConsecutiveErrorLimitReached"
+    assert p.status.phase == "RollingBack"
+
+
+@pytest.mark.parametrize("on_no_data", ["hold", "pass", "fail"])
+def test_an_error_never_advances_whatever_on_no_data_says(on_no_data: str) -> None:
+    rollout = {"analysis": {"onNoData": on_no_data}}
+    p, seen = _run_analyses("gateway-api", [(UNANSWERED, "refused", {})] * 3, rollout)
+    assert seen == ["AnalysisError"] * 3
+    assert p.status.canary is not None
+    assert p.status.canary.weight == 10
+
+
+@pytest.mark.parametrize("on_no_data", ["hold", "pass"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "canary: sample value is NaN",
+        "canary: query returned 2 series, expected one",
+        "canary: query returned a 'matrix' result",
+        "canary: sample value '+Inf' is not finite",
+    ],
+)
+def test_garbage_is_a_failed_check_never_no_data(on_no_data: str, garbage: str) -> None:
+    rollout = {"analysis": {"onNoData": on_no_data}}
+    measured: Measurements = {"error-rate": (None, None), "latency-p95": (100.0, None)}
+    p, seen = _run_analyses("gateway-api", [(measured, None, {"error-rate": garbage})], rollout)
+    assert seen == ["AnalysisFailed"]
+    assert p.status.analysis is not None
+    assert p.status.analysis.failures == 1
+    failed = [c for c in p.status.analysis.checks if c.passed is False]
+    assert [(c.metric, c.message) for c in failed] == [
+        ("error-rate", f"invalid measurement: {garbage}")
+    ]
+    assert p.status.canary is not None
+    assert p.status.canary.weight == 10
+
+
+def test_garbage_fails_even_when_prometheus_also_errs() -> None:
+    measured: Measurements = {"error-rate": (None, None), "latency-p95": (None, None)}
+    _, seen = _run_analyses("gateway-api", [(measured, "timed out", {"error-rate": "canary: NaN"})])
+    assert seen == ["AnalysisFailed"]
 
 
 # --- rollback ------------------------------------------------------------------------

@@ -270,3 +270,35 @@ def test_owned_objects_no_longer_wanted_are_deleted() -> None:
     assert ("PodMonitor", f.NAMESPACE, "fraud-model-server") not in w.kube.objects
     assert INFERENCE_SERVICE.kind == "InferenceService"
     assert MODEL_DEPLOYMENT.kind == "ModelDeployment"
+
+
+def test_a_provider_that_raises_anything_is_an_error_reading_not_a_crash() -> None:
+    w = world(level=1)
+
+    def broken(query: str) -> float | None:
+        return float("not a number")  # ValueError, as a non-numeric sample once did
+
+    w.provider.answer = broken
+    w.reconcile()
+    ready = next(c for c in w.md()["status"]["conditions"] if c["type"] == "MonitoringReady")
+    assert (ready["status"], ready["reason"]) == ("False", "PrometheusUnreachable")
+    assert "ValueError" in ready["message"]
+
+
+def test_garbage_from_the_provider_is_invalid_not_missing() -> None:
+    from rung.metrics import InvalidMeasurementError
+
+    w = world(level=1)
+
+    def garbage(query: str) -> float | None:
+        if "5.." in query:
+            raise InvalidMeasurementError("sample value is NaN")
+        return 1.0
+
+    w.provider.answer = garbage
+    w.reconcile()
+    status = w.md()["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "MonitoringReady")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidMeasurement")
+    assert "NaN" in ready["message"]
+    assert "errorRate" not in status["slo"]

@@ -183,7 +183,13 @@ class Analysis(ApiModel):
     metrics: Annotated[list[AnalysisMetric], Field(max_length=20)] | None = None
     """Checks to run; defaults for the model kind when unset (error rate, latency)."""
     on_no_data: NoDataPolicy = "hold"
-    """When a query returns nothing: hold the step, count a failure, or pass."""
+    """When a query returns a well-formed empty answer: hold the step, count a failure,
+    or pass. An answer that is not one finite number (NaN, +Inf or -Inf, several series,
+    a matrix or string) is never "no data": it is a failed check."""
+    consecutive_error_limit: Annotated[int, Field(ge=0, le=100)] = 4
+    """Analysis runs in a row that may error (Prometheus unreachable, timed out, failing)
+    before the canary is rolled back: it is rolled back when the errors in a row exceed
+    this (as Argo Rollouts' consecutiveErrorLimit). An errored run never advances a step."""
 
 
 class GatewayRef(ApiModel):

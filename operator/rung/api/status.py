@@ -90,6 +90,10 @@ class AnalysisStatus(ApiModel):
     """When the checks last ran."""
     failures: int = 0
     """Failed analysis runs so far in this canary."""
+    consecutive_errors: int = 0
+    """Analysis runs in a row that could not measure (reset by a run that measured)."""
+    last_error: str | None = None
+    """Why the last errored run could not measure."""
     checks: list[CheckResult] = []
     """The last run's checks."""
 

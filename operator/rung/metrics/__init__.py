@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from rung.metrics.prometheus import PrometheusProvider
-from rung.metrics.provider import MetricProvider, MetricsUnavailableError
+from rung.metrics.provider import (
+    InvalidMeasurementError,
+    MeasurementError,
+    MetricProvider,
+    MetricsTimeoutError,
+    MetricsUnavailableError,
+)
 
 PROVIDERS = ("prometheus",)
 
@@ -15,4 +21,12 @@ def provider_for(name: str, url: str) -> MetricProvider:
     raise ValueError(f"unknown metric provider {name!r}; known: {', '.join(PROVIDERS)}")
 
 
-__all__ = ["PROVIDERS", "MetricProvider", "MetricsUnavailableError", "provider_for"]
+__all__ = [
+    "PROVIDERS",
+    "InvalidMeasurementError",
+    "MeasurementError",
+    "MetricProvider",
+    "MetricsTimeoutError",
+    "MetricsUnavailableError",
+    "provider_for",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -17,7 +18,7 @@ from rung.plan.promql import (
 )
 from rung.plan.slo import effective_slo
 
-Verdict = Literal["pass", "fail", "hold"]
+Verdict = Literal["pass", "fail", "hold", "error"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,25 @@ def needs_stable(metric: AnalysisMetric) -> bool:
     return metric.max_increase_over_stable is not None
 
 
-def check(measurement: Measurement) -> CheckResult:
-    """Judge one metric: passed, failed, or no data (passed is None)."""
+def check(measurement: Measurement, invalid: str | None = None) -> CheckResult:
+    """Judge one metric: passed, failed, or no data (passed is None).
+
+    `invalid`: why the provider's answer was not one finite number; a failed check.
+    """
     metric, value, stable = measurement.metric, measurement.canary, measurement.stable
+    if invalid is not None:
+        return CheckResult(
+            metric=metric.name,
+            value=value,
+            stable_value=stable,
+            passed=False,
+            message=f"invalid measurement: {invalid}"[:500],
+        )
+    for number in (value, stable):
+        if number is not None and not math.isfinite(number):
+            return CheckResult(
+                metric=metric.name, passed=False, message=f"invalid measurement: {number}"
+            )
     if value is None:
         return CheckResult(metric=metric.name, message="no data for the canary")
     failures: list[str] = []
@@ -101,15 +118,21 @@ def check(measurement: Measurement) -> CheckResult:
     )
 
 
-def verdict(checks: Sequence[CheckResult], on_no_data: NoDataPolicy) -> Verdict:
-    """A run fails if any check fails; missing data follows `on_no_data`.
+def verdict(
+    checks: Sequence[CheckResult], on_no_data: NoDataPolicy, error: str | None = None
+) -> Verdict:
+    """A run fails if any check fails; else it errs when the provider could not answer
+    (`error`); else missing data follows `on_no_data`.
 
-    No checks at all is never a pass: the canary would advance unjudged.
+    No checks at all is never a pass: the canary would advance unjudged. An error is
+    never a pass either, whatever `on_no_data` says.
     """
-    if not checks:
-        return "hold"
     if any(c.passed is False for c in checks):
         return "fail"
+    if error is not None:
+        return "error"
+    if not checks:
+        return "hold"
     if any(c.passed is None for c in checks):
         return {"hold": "hold", "fail": "fail", "pass": "pass"}[on_no_data]  # type: ignore[return-value]
     return "pass"

@@ -20,11 +20,20 @@ RunState = Literal["Running", "Succeeded", "Failed", "NotFound"]
 
 @dataclass(frozen=True)
 class Reading:
-    """One measurement from a metric provider: a number, no data, or why not."""
+    """One measurement from a metric provider: a number, no data, or why not.
+
+    Four outcomes: a finite `value`; no data (value and error both None: a well-formed
+    empty answer); an `error` with `invalid` False (the backend could not answer:
+    refused, timed out, failed); an `error` with `invalid` True (it answered with
+    garbage: NaN, ±Inf, several series, a non-numeric value; a failed measurement).
+    """
 
     value: float | None = None
-    """None: the query returned no data."""
+    """None: the query returned no data (or failed, see `error`)."""
     error: str | None = None
+    """Why there is no value, when the query failed."""
+    invalid: bool = False
+    """The backend answered, but not with one finite number."""
 
 
 TriggerReading = Reading
@@ -57,6 +66,8 @@ class SloReading:
     """What was measured, when Prometheus answered."""
     error: str | None = None
     """Why Prometheus could not be read, when it could not."""
+    invalid: str | None = None
+    """Indicators whose answer was not one finite number (left out of the snapshot)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,8 @@ class Observation:
     """Analysis results by metric name (canary, stable), when analysis ran this pass."""
     analysis_error: str | None = None
     """Why analysis could not run, when it was due but the provider failed."""
+    invalid_measurements: Mapping[str, str] = field(default_factory=dict)
+    """Analysis metrics whose answer was not one finite number, with why: failed checks."""
     retraining_readings: Mapping[int, TriggerReading] | None = None
     """Drift/decay readings by index in spec.retraining.triggers, when they were read."""
     run_outcomes: Mapping[str, RunOutcome] = field(default_factory=dict)

@@ -103,10 +103,12 @@ class Indicator:
 ERROR_RATE = Indicator(
     "error-rate",
     # `or vector(0)`: with no 5xx ever served the numerator has no series at all,
-    # which must read as 0 errors, not as "no data".
+    # which must read as 0 errors, not as "no data". `> 0` on the denominator: no
+    # requests at all is "no data" (an empty answer), not 0/0 = NaN, which analysis
+    # counts as a failed measurement.
     f'(sum(rate(istio_requests_total{{{_WORKLOAD}, response_code=~"5.."}}[{{{{ interval }}}}]))'
     " or vector(0))"
-    f" / sum(rate(istio_requests_total{{{_WORKLOAD}}}[{{{{ interval }}}}]))",
+    f" / (sum(rate(istio_requests_total{{{_WORKLOAD}}}[{{{{ interval }}}}])) > 0)",
     "ratio",
 )
 REQUEST_RATE = Indicator(
@@ -117,13 +119,13 @@ REQUEST_RATE = Indicator(
 LATENCY_P95 = Indicator(
     "latency-p95",
     "1000 * histogram_quantile(0.95, sum by (le) "
-    f"(rate(request_predict_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    f"(rate(request_predict_seconds_bucket{{{_POD}}}[{{{{ interval }}}}]))) >= 0",
     "ms",
 )
 LLM_LATENCY_P95 = Indicator(
     "latency-p95",
     "1000 * histogram_quantile(0.95, sum by (le) "
-    f"(rate(vllm:e2e_request_latency_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    f"(rate(vllm:e2e_request_latency_seconds_bucket{{{_POD}}}[{{{{ interval }}}}]))) >= 0",
     "ms",
 )
 LLM_REQUEST_RATE = Indicator(
@@ -134,7 +136,7 @@ LLM_REQUEST_RATE = Indicator(
 TTFT_P95 = Indicator(
     "time-to-first-token-p95",
     "1000 * histogram_quantile(0.95, sum by (le) "
-    f"(rate(vllm:time_to_first_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    f"(rate(vllm:time_to_first_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}]))) >= 0",
     "ms",
 )
 TOKENS_PER_SECOND = Indicator(
@@ -145,9 +147,13 @@ TOKENS_PER_SECOND = Indicator(
 INTER_TOKEN_LATENCY_P95 = Indicator(
     "inter-token-latency-p95",
     "1000 * histogram_quantile(0.95, sum by (le) "
-    f"(rate(vllm:time_per_output_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}])))",
+    f"(rate(vllm:time_per_output_token_seconds_bucket{{{_POD}}}[{{{{ interval }}}}]))) >= 0",
     "ms",
 )
+
+
+# Quantile queries end in `>= 0`: with no requests in the window histogram_quantile is
+# NaN, and the comparison drops it, so "no traffic" reads as "no data", not as garbage.
 
 
 def indicators(kind: ModelKind) -> dict[str, Indicator]:

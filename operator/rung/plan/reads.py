@@ -96,6 +96,7 @@ def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettin
         interval_seconds=parse_duration(rollout.interval),
         deadline_seconds=parse_duration(rollout.progress_deadline),
         failure_limit=rollout.analysis.failure_limit if rollout.analysis else 2,
+        error_limit=rollout.analysis.consecutive_error_limit if rollout.analysis else 4,
         manual_gate=manual,
     )
 
@@ -246,6 +247,7 @@ class Interpreted:
 
     measurements: Mapping[str, tuple[float | None, float | None]] | None = None
     analysis_error: str | None = None
+    invalid_measurements: Mapping[str, str] = field(default_factory=dict)
     slo: SloReading | None = None
     retraining_readings: Mapping[int, TriggerReading] | None = None
 
@@ -264,10 +266,11 @@ def interpret(
             return Reading(error=NO_PROMETHEUS)
         return results.get(query) or Reading(error=f"query not run: {query}")
 
-    measurements, analysis_error = _measurements(plan, reading)
+    measurements, analysis_error, invalid = _measurements(plan, reading)
     return Interpreted(
         measurements=measurements,
         analysis_error=analysis_error,
+        invalid_measurements=invalid,
         slo=_slo_reading(md, plan, reading, now),
         retraining_readings=_trigger_readings(plan, reading),
     )
@@ -275,20 +278,31 @@ def interpret(
 
 def _measurements(
     plan: ReadPlan, reading: _Reader
-) -> tuple[dict[str, tuple[float | None, float | None]] | None, str | None]:
-    """Analysis values by metric; any provider error leaves every value missing (no
-    data: then spec.rollout.analysis.onNoData decides) and is reported."""
+) -> tuple[dict[str, tuple[float | None, float | None]] | None, str | None, dict[str, str]]:
+    """Analysis values by metric, the provider's error, and the metrics whose answer was
+    garbage (with why).
+
+    A metric the provider could not read keeps no value and the error is reported (the
+    run is an analysis error, counted against consecutiveErrorLimit). A metric whose
+    answer was not one finite number is a failed measurement, never "no data".
+    """
     if plan.analysis is None:
-        return None, None
+        return None, None, {}
     results: dict[str, tuple[float | None, float | None]] = {}
+    invalid: dict[str, str] = {}
+    error: str | None = None
     for query in plan.analysis:
         canary = reading(query.canary)
         stable = reading(query.stable) if query.stable else Reading()
-        error = canary.error or stable.error
-        if error:
-            return {q.metric_name: (None, None) for q in plan.analysis}, error
         results[query.metric_name] = (canary.value, stable.value)
-    return results, None
+        for who, answer in (("canary", canary), ("stable", stable)):
+            if answer.error is None:
+                continue
+            if answer.invalid:
+                invalid.setdefault(query.metric_name, f"{who}: {answer.error}")
+            else:
+                error = error or answer.error
+    return results, error, invalid
 
 
 def _slo_reading(
@@ -297,15 +311,21 @@ def _slo_reading(
     if plan.slo is None:
         return None
     values: dict[str, float | None] = {}
+    invalid: list[str] = []
     for query in plan.slo:
         answer = reading(query.query)
+        if answer.error and answer.invalid:
+            invalid.append(f"{query.field}: {answer.error}")
+            values[query.field] = None
+            continue
         if answer.error:
             return SloReading(error=answer.error)
         values[query.field] = answer.value
     snapshot = SloSnapshot(measured_at=timestamp(now), **values)
     slo = effective_slo(md.spec.model.kind, md.spec.monitoring.slo if md.spec.monitoring else None)
     return SloReading(
-        snapshot=snapshot.model_copy(update={"within_slo": within_slo(snapshot, slo)})
+        snapshot=snapshot.model_copy(update={"within_slo": within_slo(snapshot, slo)}),
+        invalid="; ".join(invalid) or None,
     )
 
 

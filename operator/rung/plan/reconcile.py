@@ -290,6 +290,17 @@ def _monitoring_status(
             now=now,
             generation=md.generation,
         )
+    elif obs.slo is not None and obs.slo.invalid is not None:
+        slo = obs.slo.snapshot
+        conditions = cond.set_condition(
+            conditions,
+            cond.MONITORING_READY,
+            "False",
+            reasons.INVALID_MEASUREMENT,
+            obs.slo.invalid,
+            now=now,
+            generation=md.generation,
+        )
     elif obs.slo is not None:
         slo = obs.slo.snapshot
         conditions = cond.set_condition(
@@ -324,18 +335,24 @@ def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> O
     if obs.measurements is not None:
         by_name = {m.name: m for m in analysis_metrics(md.spec)}
         checks = [
-            check(Measurement(by_name[name], values[0], values[1]))
+            check(
+                Measurement(by_name[name], values[0], values[1]),
+                obs.invalid_measurements.get(name),
+            )
             for name, values in obs.measurements.items()
             if name in by_name
         ]
         if obs.analysis_error:
-            checks = [c.model_copy(update={"message": obs.analysis_error}) for c in checks]
+            checks = [
+                c.model_copy(update={"message": obs.analysis_error}) if c.passed is None else c
+                for c in checks
+            ]
         on_no_data = (
             md.spec.rollout.analysis.on_no_data
             if md.spec.rollout and md.spec.rollout.analysis
             else "hold"
         )
-        result = verdict(checks, on_no_data)
+        result = verdict(checks, on_no_data, obs.analysis_error)
     return Observed(
         canary_ready=router.canary_ready(md, canary, live),
         live_weight=router.canary_weight(md, live),
@@ -344,6 +361,7 @@ def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> O
         verdict=result,
         checks=checks or (),
         approved_version=md.annotations.get(APPROVE_ANNOTATION),
+        error=obs.analysis_error,
     )
 
 
@@ -423,6 +441,15 @@ def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
         if is_ready:
             return "False", reasons.DEPLOYED, f"model {stable.version} is deployed"
         return "True", reasons.DEPLOYING, f"deploying model {stable.version}"
+    analysis = models.analysis
+    if models.phase == "Progressing" and analysis is not None and analysis.consecutive_errors:
+        return (
+            "True",
+            reasons.ANALYSIS_ERROR,
+            f"canary {canary.version} at {canary.weight}% (step {canary.step + 1}):"
+            f" analysis could not measure ({analysis.consecutive_errors} in a row):"
+            f" {analysis.last_error or 'unknown error'}",
+        )
     by_phase = {
         "Progressing": (
             "CanaryProgressing",

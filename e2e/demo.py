@@ -65,9 +65,7 @@ def main() -> int:
         say("installing the ModelDeployment CRD (crds/)")
         install_crds(api)
         say("starting the operator: rung run (log in .cluster/demo-operator.log)")
-        with run_operator(
-            kubeconfig, state / "demo-operator.log", "--resync-seconds", "2", "-n", "default"
-        ):
+        with run_operator(kubeconfig, state / "demo-operator.log", "-n", "default"):
             say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
             kubectl("apply", "-f", str(EXAMPLE))
             wait_until(lambda: get_isvc(api, "default", "iris"), "the InferenceService")

@@ -14,11 +14,11 @@ import yaml
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
-    from kubernetes import client as k8s
 
     from rung.audit import AuditingEvents
+    from rung.cache import CachedKube, ObjectCache
     from rung.handlers import build_registry
-    from rung.kube import Kube, KubeEvents, load_config
+    from rung.kube import CountingApiClient, Kube, KubeEvents, load_config
     from rung.reconciler import Reconciler
     from rung.settings import OperatorSettings
 
@@ -31,21 +31,24 @@ def _run(args: argparse.Namespace) -> int:
         peering=args.peering or base.peering,
         prometheus_url=args.prometheus_url or base.prometheus_url,
         resync_seconds=args.resync_seconds or base.resync_seconds,
+        workers=args.workers or base.workers,
         verbose=args.verbose or base.verbose,
     )
     _configure_logging(settings.json_logs, settings.verbose)
     load_config()
-    api = k8s.ApiClient()
-    reconciler = Reconciler(Kube(api), settings, AuditingEvents(KubeEvents(api)))
+    api = CountingApiClient()
+    kube = CachedKube(Kube(api), ObjectCache(settings.namespaces))
+    reconciler = Reconciler(kube, settings, AuditingEvents(KubeEvents(api)))
     registry = build_registry(reconciler, settings)
     if settings.metrics_port:
         from rung.observability import serve
 
         serve(settings.metrics_port)
     logging.getLogger("rung").info(
-        "starting rung: namespaces=%s resync=%ss prometheus=%s",
+        "starting rung: namespaces=%s resync=%ss workers=%s prometheus=%s",
         ",".join(settings.namespaces) or "<all>",
         settings.resync_seconds,
+        settings.workers,
         settings.prometheus_url,
     )
     kopf.run(
@@ -151,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resync-seconds",
         type=float,
-        help="reconcile every object this often [RUNG_RESYNC_SECONDS]",
+        help="safety resync: queue every object this often, default 300 "
+        "(objects are also woken when their own next analysis is due) [RUNG_RESYNC_SECONDS]",
     )
+    run.add_argument("--workers", type=int, help="reconciles at once, default 8 [RUNG_WORKERS]")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs [RUNG_VERBOSE]")
     run.set_defaults(func=_run)
 

@@ -1,46 +1,144 @@
-"""kopf wiring only: which events reach the reconciler. No decisions here."""
+"""kopf wiring only: watch events feed the caches and the work queue; workers reconcile.
+
+- Every watch event of a ModelDeployment, or of an object Rung owns (InferenceService,
+  HTTPRoute, PodMonitor, PrometheusRule, retraining Job), updates the cache and
+  queues its ModelDeployment at once.
+- Workers (a bounded pool) take keys from a keyed work queue: never two on one
+  object, a slow Prometheus on one object never holds up another. A reconcile says
+  when the object next needs attention (analysis, deadline, snapshot, trigger) and
+  the queue wakes it then.
+- A slow safety resync (--resync-seconds, minutes) queues everything; with the caches
+  it reads nothing from the API server and writes only what drifted.
+- Event handlers are coroutines: they run in the event loop with the work queue
+  (which is not thread-safe), never in kopf's thread pool.
+- Only event handlers are registered: kopf keeps no progress or
+  diff-base annotations, so Rung's own status writes are the only writes.
+No decisions here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from rung.cache import CachedKube
+from rung.kube import MODEL_DEPLOYMENT, OWNED_KINDS, Kind
 from rung.reconciler import Reconciler, TransientError
 from rung.settings import OperatorSettings
+from rung.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
-RETRY_DELAYS = (1, 2, 5, 10, 30, 60)
+Key = tuple[str, str]
+
+
+class Controller:
+    """The work queue and its workers around one Reconciler."""
+
+    def __init__(self, reconciler: Reconciler, settings: OperatorSettings) -> None:
+        self.reconciler = reconciler
+        self.settings = settings
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self._last_error: dict[Key, str] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="reconcile"
+        )
+
+    @property
+    def kube(self) -> CachedKube | None:
+        kube = self.reconciler.kube
+        return kube if isinstance(kube, CachedKube) else None
+
+    def enqueue(self, namespace: str | None, name: str | None, after: float = 0.0) -> None:
+        if namespace and name:
+            self.queue.add((namespace, name), after)
+
+    async def start(self) -> None:
+        """Prime the caches, queue every ModelDeployment, start workers and the resync."""
+        kube = self.kube
+        if kube is not None:
+            kinds = (MODEL_DEPLOYMENT, *OWNED_KINDS)
+            primed = await asyncio.to_thread(kube.prime, kinds, self.settings.namespaces)
+            log.info("caches primed: %s", ", ".join(k.plural for k in primed) or "none")
+            for key in kube.cache.keys(MODEL_DEPLOYMENT):
+                self.enqueue(*key)
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"rung-worker-{i}")
+            for i in range(self.settings.workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._resync(), name="rung-resync"))
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            key = await self.queue.get()
+            try:
+                result = await loop.run_in_executor(self._pool, self.reconciler.reconcile, *key)
+            except Exception as error:
+                self._failed(key, error)
+            else:
+                self._recovered(key)
+                if result.requeue_after is not None:
+                    self.queue.add(key, result.requeue_after)
+            finally:
+                self.queue.done(key)
+
+    def _failed(self, key: Key, error: Exception) -> None:
+        """Retry with backoff; log once per distinct error (not once per attempt)."""
+        delay = self.queue.backoff(key)
+        self.queue.add(key, delay)
+        text = f"{type(error).__name__}: {error}"
+        if self._last_error.get(key) == text:
+            log.debug("reconcile of %s/%s failed again, retrying in %ss: %s", *key, delay, text)
+            return
+        self._last_error[key] = text
+        if isinstance(error, TransientError):
+            log.warning("reconcile of %s/%s: %s; retrying in %ss", *key, error, delay)
+        else:
+            log.error("reconcile of %s/%s failed; retrying in %ss", *key, delay, exc_info=error)
+
+    def _recovered(self, key: Key) -> None:
+        self.queue.forget(key)
+        if self._last_error.pop(key, None) is not None:
+            log.info("reconcile of %s/%s succeeded again", *key)
+
+    async def _resync(self) -> None:
+        """The safety net: queue every known ModelDeployment every resync period."""
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            kube = self.kube
+            keys = kube.cache.keys(MODEL_DEPLOYMENT) if kube is not None else []
+            for key in keys:
+                self.enqueue(*key)
 
 
 def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.OperatorRegistry:
-    """A kopf registry whose handlers all funnel into `reconciler.reconcile`."""
+    """A kopf registry whose watch events feed the cache and the work queue."""
     registry = kopf.OperatorRegistry()
-
-    def run(namespace: str | None, name: str | None) -> None:
-        if namespace is None or name is None:
-            return
-        try:
-            reconciler.reconcile(namespace, name)
-        except TransientError as error:
-            raise kopf.TemporaryError(f"will retry: {error}", delay=2) from error
-
-    _register_startup(registry)
-    _register_model_deployments(registry, run)
-    _register_resync(registry, run, settings)
-    _register_owned_objects(registry, run)
+    controller = Controller(reconciler, settings)
+    _register_startup(registry, controller)
+    _register_model_deployments(registry, controller)
+    for kind in OWNED_KINDS:
+        _register_owned(registry, controller, kind)
+    _register_jobs(registry, controller)
     return registry
 
 
-Run = Callable[[str | None, str | None], None]
-
-
-def _register_startup(registry: kopf.OperatorRegistry) -> None:
+def _register_startup(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # The same credentials as our own client: in-cluster token or kubeconfig.
@@ -48,73 +146,67 @@ def _register_startup(registry: kopf.OperatorRegistry) -> None:
         return info
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rung.dev")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="rung.dev", key="last-handled-configuration"
-        )
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
-        settings.batching.error_delays = RETRY_DELAYS
-
-
-def _register_model_deployments(registry: kopf.OperatorRegistry, run: Run) -> None:
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    def on_change(namespace: str | None, name: str | None, **_: Any) -> None:
-        run(namespace, name)
-
-
-def _register_resync(registry: kopf.OperatorRegistry, run: Run, settings: OperatorSettings) -> None:
-    # Periodic resync without kopf timers: a timer would put a finalizer on every
-    # ModelDeployment, leaving them undeletable whenever the operator is not running.
-    # kopf's index keeps the list of objects in the watched namespaces for us.
-    @kopf.index(GROUP, VERSION, PLURAL, id="model_deployments", registry=registry)
-    def model_deployments(namespace: str | None, name: str | None, **_: Any) -> dict[Any, None]:
-        return {(namespace, name): None}
-
-    async def resync_forever(index: kopf.Index[Any, None]) -> None:
-        while True:
-            await asyncio.sleep(settings.resync_seconds)
-            for namespace, name in list(index):
-                try:
-                    await asyncio.to_thread(run, namespace, name)
-                except kopf.TemporaryError as error:
-                    log.warning("resync of %s/%s failed: %s", namespace, name, error)
-                except Exception:
-                    log.exception("resync of %s/%s failed", namespace, name)
-
-    @kopf.on.startup(registry=registry)
-    async def start_resync(memo: Any, **kwargs: Any) -> None:
-        index: kopf.Index[Any, None] = kwargs["model_deployments"]
-        memo.resync = asyncio.create_task(resync_forever(index), name="resync")
+        await controller.start()
 
     @kopf.on.cleanup(registry=registry)
-    async def stop_resync(memo: Any, **_: Any) -> None:
-        task = memo.get("resync")
-        if task is not None:
-            task.cancel()
+    async def stop(**_: Any) -> None:
+        await controller.stop()
 
 
-def _register_owned_objects(registry: kopf.OperatorRegistry, run: Run) -> None:
-    # Changes to what the operator owns (KServe reporting readiness, a retraining
-    # Job finishing) reconcile the owner at once instead of at the next resync.
+def _register_model_deployments(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def on_model_deployment(
+        type: str | None, body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+    ) -> None:
+        _update_cache(controller, MODEL_DEPLOYMENT, type, body)
+        if type != "DELETED":
+            controller.enqueue(namespace, name)
+
+
+def _register_owned(registry: kopf.OperatorRegistry, controller: Controller, kind: Kind) -> None:
+    # Changes to what Rung owns (KServe reporting readiness, someone editing an
+    # HTTPRoute) reconcile the owner at once.
     @kopf.on.event(
-        "serving.kserve.io",
-        "v1beta1",
-        "inferenceservices",
+        kind.group,
+        kind.version,
+        kind.plural,
         labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
+        id=f"owned-{kind.plural}",
     )
-    @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry)
-    def on_owned_object(
-        namespace: str | None, labels: Mapping[str, str], type: str, **_: Any
+    async def on_owned(
+        type: str | None,
+        body: kopf.Body,
+        namespace: str | None,
+        labels: Mapping[str, str],
+        **_: Any,
     ) -> None:
-        if type is None:  # the initial listing: the resume handlers cover it
-            return
-        try:
-            run(namespace, labels.get(OWNER_LABEL))
-        except kopf.TemporaryError as error:
-            log.info("owned object event for %s: %s", labels.get(OWNER_LABEL), error)
+        _update_cache(controller, kind, type, body)
+        controller.enqueue(namespace, labels.get(OWNER_LABEL))
+
+
+def _register_jobs(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry)
+    async def on_job(
+        type: str | None, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> None:
+        if type is not None:  # a retraining run changed: its owner looks at the outcome
+            controller.enqueue(namespace, labels.get(OWNER_LABEL))
+
+
+def _update_cache(controller: Controller, kind: Kind, type: str | None, body: kopf.Body) -> None:
+    kube = controller.kube
+    if kube is None:
+        return
+    meta = body.get("metadata") or {}
+    if type == "DELETED":
+        kube.cache.remove(kind, meta.get("namespace", ""), meta.get("name", ""))
+    else:
+        obj = dict(body)
+        obj.setdefault("apiVersion", kind.api_version)
+        obj.setdefault("kind", kind.kind)
+        kube.cache.put(kind, obj)

@@ -3,6 +3,7 @@ handlers in worker threads)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from rung.api.kinds import POD_MONITOR as POD_MONITOR
 from rung.api.kinds import PROMETHEUS_RULE as PROMETHEUS_RULE
 from rung.api.kinds import Kind as Kind
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from rung.observability import API_REQUESTS
 from rung.plan.events import Event
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,28 @@ def load_config() -> str:
     k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     _, context = k8s_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
     return ((context or {}).get("context") or {}).get("namespace") or "default"
+
+
+class CountingApiClient(k8s.ApiClient):
+    """The client, counting each request in rung_api_requests_total (method, resource)."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        API_REQUESTS.labels(method, _resource(url)).inc()
+        return super().request(method, url, *args, **kwargs)  # type: ignore[misc]
+
+
+def _resource(url: str) -> str:
+    """The resource a request URL is about: `/apis/g/v/namespaces/ns/plural/name` -> plural."""
+    from urllib.parse import urlparse
+
+    parts = [p for p in urlparse(url).path.split("/") if p]
+    if parts and parts[0] == "api":
+        parts = parts[2:]
+    elif parts and parts[0] == "apis":
+        parts = parts[3:]
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        parts = parts[2:] if len(parts) > 2 else ["namespaces"]
+    return parts[0] if parts else "discovery"
 
 
 class KubeEvents:
@@ -151,7 +175,7 @@ class Kube:
         """Server-side apply `manifest` as field manager `rung`."""
         kind = kind_of(manifest)
         meta = manifest["metadata"]
-        obj = self.custom.patch_namespaced_custom_object(
+        response: Any = self.custom.patch_namespaced_custom_object(
             kind.group,
             kind.version,
             meta["namespace"],
@@ -161,8 +185,27 @@ class Kube:
             field_manager=FIELD_MANAGER,
             force=True,
             _content_type="application/apply-patch+yaml",
+            _preload_content=False,  # the client drops the body of a 201 (created)
         )
-        return cast(dict[str, Any], obj)
+        return cast(dict[str, Any], json.loads(response.data))
+
+    def list_all(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of `kind` rung manages (a ModelDeployment: every one), in
+        `namespace` or cluster-wide; for priming the watch caches."""
+        selector = "" if kind == MODEL_DEPLOYMENT else f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+        if namespace is None:
+            result = self.custom.list_cluster_custom_object(
+                kind.group, kind.version, kind.plural, label_selector=selector
+            )
+        else:
+            result = self.custom.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, label_selector=selector
+            )
+        items = cast(dict[str, Any], result).get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+        return cast(list[dict[str, Any]], items)
 
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         """Delete an object; already gone is fine."""

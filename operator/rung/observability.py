@@ -37,6 +37,12 @@ AUDIT_EVENTS = Counter(
     " (delivered, failed after retries, dropped when the queue was full, invalid).",
     ["result"],
 )
+API_REQUESTS = Counter(
+    "rung_api_requests",
+    "Requests the operator sent to the Kubernetes API server (watches excluded), by HTTP"
+    " method and resource. Reads served from the watch caches are not requests.",
+    ["method", "resource"],
+)
 RETRAINING_RUNS = Counter(
     "rung_retraining_runs", "Retraining runs, by launcher and outcome.", ["launcher", "outcome"]
 )

@@ -45,6 +45,8 @@ from rung.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
+APPLY_RETRY_SECONDS = 5.0
+"""How soon a failed apply is tried again."""
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 
@@ -70,6 +72,9 @@ class ReconcileResult:
     analysis_checks: list[CheckResult] = field(default_factory=list)
     retraining_runs: list[tuple[str, str]] = field(default_factory=list)
     """(launcher, outcome) of retraining runs started, finished or failed to launch."""
+    requeue_after: float | None = None
+    """Seconds until the object next needs attention by itself (an analysis, a
+    deadline, a snapshot, a trigger); None: only when something changes."""
 
 
 class Reconciler:
@@ -150,20 +155,21 @@ class Reconciler:
         with self._lock(namespace, name):
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
-                    return self._reconcile(namespace, name)
+                    return self._reconcile(namespace, name, fresh=attempt > 1)
                 except ApiException as error:
                     if error.status == 409 and attempt < CONFLICT_ATTEMPTS:
-                        # Someone (often kopf's own bookkeeping) wrote the object between
-                        # our read and our status write: read again and redo the pass.
+                        # Someone wrote the object between our read and our status write
+                        # (or the cache was behind): read it from the API server, redo.
                         continue
                     if error.status in (409, 429) or (error.status or 0) >= 500:
                         raise TransientError(f"{error.status} {error.reason}") from error
                     raise
             raise AssertionError("unreachable")
 
-    def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
+    def _reconcile(self, namespace: str, name: str, fresh: bool = False) -> ReconcileResult:
         result = ReconcileResult()
-        body = self.kube.get(MODEL_DEPLOYMENT, namespace, name)
+        read = getattr(self.kube, "get_fresh", self.kube.get) if fresh else self.kube.get
+        body = read(MODEL_DEPLOYMENT, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return result
         md = ModelDeployment.from_body(body)
@@ -200,8 +206,25 @@ class Reconciler:
         for event in the_plan.events:
             self.events.post(body, event)
         result.events = the_plan.events
+        result.requeue_after = self._requeue_after(body, live, now)
+        if failures:
+            # A refusal may clear without a change Rung can see (a policy lifted, a
+            # webhook back): try again soon, writing nothing while it repeats.
+            after = result.requeue_after
+            result.requeue_after = min(after, APPLY_RETRY_SECONDS) if after else APPLY_RETRY_SECONDS
         _log_result(md, result)
         return result
+
+    def _requeue_after(
+        self, body: dict[str, Any], live: dict[Kind, dict[str, dict[str, Any]]], now: datetime
+    ) -> float | None:
+        """When the object next needs attention, as the read plan of its new status says."""
+        md = ModelDeployment.from_body(body)
+        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE])
+        due = reads(md, objects, now, self.settings.prometheus_url).next_due
+        if due is None:
+            return None
+        return max(0.0, (due - now).total_seconds())
 
     def _live(self, md: ModelDeployment) -> dict[Kind, dict[str, dict[str, Any]]]:
         """Every owned object, by kind and name."""

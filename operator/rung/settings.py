@@ -22,9 +22,12 @@ class OperatorSettings:
     """kopf peering object name for leader election; None runs standalone (RUNG_PEERING)."""
     prometheus_url: str | None = None
     """Prometheus used when a ModelDeployment names none (RUNG_PROMETHEUS_URL)."""
-    resync_seconds: float = 30.0
-    """How often every ModelDeployment is reconciled even without changes
-    (RUNG_RESYNC_SECONDS); rollouts and SLO snapshots advance on this tick."""
+    resync_seconds: float = 300.0
+    """The safety net (RUNG_RESYNC_SECONDS): every ModelDeployment is queued this often
+    even without changes. Rollouts, SLO snapshots and triggers do not wait for it: each
+    object is woken when its own next analysis, deadline or snapshot falls due."""
+    workers: int = 8
+    """Reconciles that may run at once, on different objects (RUNG_WORKERS)."""
     verbose: bool = False
     """Debug logging (RUNG_VERBOSE)."""
 
@@ -44,6 +47,7 @@ class OperatorSettings:
             metrics_port=int(port) if port else None,
             peering=env.get("RUNG_PEERING") or None,
             prometheus_url=env.get("RUNG_PROMETHEUS_URL") or None,
-            resync_seconds=float(env.get("RUNG_RESYNC_SECONDS") or 30.0),
+            resync_seconds=float(env.get("RUNG_RESYNC_SECONDS") or 300.0),
+            workers=int(env.get("RUNG_WORKERS") or 8),
             verbose=flag("RUNG_VERBOSE"),
         )

@@ -42,10 +42,14 @@ def operator(
     kserve_controller: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """One `rung run` for the whole session, watching every namespace, resyncing each second."""
+    """One `rung run` for the whole session with the operator's default settings, watching
+    this session's namespaces; its /metrics on a free port."""
+    from testbed.modelserver import free_port
+
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
+    port = str(free_port())
     with run_operator(
-        kubeconfig, log, "--resync-seconds", "1", "--verbose", "-n", f"{NAMESPACE_PREFIX}*"
+        kubeconfig, log, "--verbose", "--metrics-port", port, "-n", f"{NAMESPACE_PREFIX}*"
     ) as op:
         yield op
     print(f"operator log: {log}")

@@ -131,6 +131,31 @@ def watch_object(
     )
 
 
+def md_holds(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    predicate: Callable[[Obj], bool],
+    what: str,
+    seconds: float,
+) -> Obj:
+    """Watch the ModelDeployment for `seconds` (an observation window, not a wait for an
+    outcome): fail as soon as `predicate` stops holding; return the last object seen."""
+    seen: list[Obj] = []
+
+    def broken(obj: Obj) -> bool:
+        seen.append(obj)
+        return not predicate(obj)
+
+    try:
+        obj = watch_object(
+            api, (GROUP, VERSION, PLURAL), namespace, name, broken, what, timeout=seconds
+        )
+    except AssertionError:
+        return seen[-1]
+    raise AssertionError(f"{what} stopped holding:\n" + yaml.safe_dump(obj.get("status") or {}))
+
+
 def watch_md(
     api: client.ApiClient,
     namespace: str,
@@ -314,9 +339,25 @@ class OperatorProcess:
 
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def api_requests(self) -> dict[tuple[str, str], float]:
+        """rung_api_requests_total by (method, resource), from the operator's /metrics."""
+        import urllib.request
+
+        assert self.metrics_port is not None, "started without --metrics-port"
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        counts: dict[tuple[str, str], float] = {}
+        for line in text.splitlines():
+            if line.startswith("rung_api_requests_total{"):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+                counts[(labels["method"], labels["resource"])] = float(line.rsplit(" ", 1)[1])
+        return counts
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -342,7 +383,8 @@ def run_operator(
         env=full_env,
         cwd=ROOT,
     )
-    op = OperatorProcess(proc, log_path)
+    port = next((int(args[i + 1]) for i, a in enumerate(args) if a == "--metrics-port"), None)
+    op = OperatorProcess(proc, log_path, port)
     try:
         wait_until(
             lambda: proc.poll() is not None or "starting rung" in op.log(),

@@ -393,7 +393,7 @@ def chart_operator(
     try:
         with (
             installed(kube_api, helm, kubeconfig, workdir, namespace) as release,
-            chart_operator_for(release, workdir / "operator.log", "--resync-seconds", "1") as op,
+            chart_operator_for(release, workdir / "operator.log") as op,
         ):
             yield op
     finally:
@@ -728,7 +728,7 @@ def test_retraining_launchers_can_be_switched_off(
         workflows = can_i(api, "create", "argoproj.io", "workflows", namespace)
         serving = can_i(api, "create", "serving.kserve.io", "inferenceservices", namespace)
         # The operator still watches Jobs: it runs without a 403.
-        with chart_operator_for(release, tmp_path / "operator.log", "--resync-seconds", "1") as op:
+        with chart_operator_for(release, tmp_path / "operator.log") as op:
             create_md(kube_api, model_deployment("iris", namespace))
             wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
             watch_md(
@@ -848,7 +848,7 @@ def test_namespaced_mode_with_peering_serves_its_namespace_only(
             for r in find(release.manifests, "ClusterRole")
             if not r["metadata"]["name"].endswith("-discovery")
         ], "namespaced mode must not grant cluster-wide access to namespaced objects"
-        with chart_operator_for(release, tmp_path / "operator.log", "--resync-seconds", "1") as op:
+        with chart_operator_for(release, tmp_path / "operator.log") as op:
             create_md(kube_api, model_deployment("iris", namespace))
             wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
             watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Ready", "phase Ready")

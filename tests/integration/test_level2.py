@@ -25,6 +25,7 @@ from integration_kit import (
     custom,
     get_isvc,
     is_condition,
+    md_holds,
     model_deployment,
     patch_md,
     run_operator,
@@ -368,11 +369,8 @@ def test_manual_gate_holds_until_approved(
         )
         assert md["status"]["canary"]["weight"] == 100
 
-        # three more resync ticks pass without promotion
-        idle = f"reconcile {namespace}/{NAME}: no change"
-        seen = operator.log().count(idle)
-        wait_until(lambda: operator.log().count(idle) >= seen + 3, "three idle resyncs")
-        assert _phase(watch_md(kube_api, namespace, NAME, lambda o: True, "now")) == "Paused"
+        # three more rollout intervals (2 s) pass without promotion
+        md_holds(kube_api, namespace, NAME, lambda o: _phase(o) == "Paused", "Paused", 6)
 
         status = rung_cli("status", NAME, "-n", namespace)
         assert "phase:    Paused" in status
@@ -440,7 +438,7 @@ def test_operator_restart_mid_rollout_resumes_at_the_same_step(
         WeightRecorder(kube_api, namespace) as weights,
     ):
         body["spec"]["monitoring"]["prometheus"]["url"] = b.prometheus.url
-        args = ("--resync-seconds", "1", "--verbose", "-n", namespace)
+        args = ("--verbose", "-n", namespace)
         with run_operator(kubeconfig, tmp_path / "op1.log", *args):
             _deploy_v1(kube_api, namespace, body)
             _to_v2(kube_api, namespace)

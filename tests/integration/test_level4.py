@@ -22,6 +22,7 @@ from integration_kit import (
     condition,
     create_md,
     get_isvc,
+    md_holds,
     model_deployment,
     patch_md,
     rung_cli,
@@ -151,12 +152,9 @@ def approve(namespace: str) -> str:
 
 
 def held_at_the_gate(api: client.ApiClient, namespace: str, operator: Any) -> Obj:
-    """Wait for the Paused phase, then let three resyncs pass: still Paused."""
+    """Wait for the Paused phase, then watch three rollout intervals pass: still Paused."""
     md = watch_md(api, namespace, NAME, lambda o: _phase(o) == "Paused", "paused", timeout=120)
-    idle = f"reconcile {namespace}/{NAME}: no change"
-    seen = operator.log().count(idle)
-    wait_until(lambda: operator.log().count(idle) >= seen + 3, "three idle resyncs")
-    now = watch_md(api, namespace, NAME, lambda o: True, "now")
+    now = md_holds(api, namespace, NAME, lambda o: _phase(o) == "Paused", "Paused", 6)
     assert _phase(now) == "Paused"
     assert now["status"]["stable"]["version"] == "v1"
     return md

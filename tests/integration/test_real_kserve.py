@@ -21,6 +21,7 @@ from integration_kit import (
     custom,
     get_isvc,
     is_condition,
+    md_holds,
     patch_md,
     rung_cli,
     wait_until,
@@ -126,15 +127,14 @@ def test_an_apply_a_webhook_refuses_is_degraded_with_its_message(
         "an ApplyFailed Event",
     )
     assert "deploymentMode cannot be changed" in rung_cli("status", "iris", "-n", namespace)
-    # The same refusal on every resync: status is not written again, no new Event.
-    idle = f"reconcile {namespace}/iris: no change"
-    seen = operator.log().count(idle)
-    written = operator.log().count(f"reconciled {namespace}/iris")
-    wait_until(lambda: operator.log().count(idle) >= seen + 3, "three more resyncs")
-    assert operator.log().count(f"reconciled {namespace}/iris") == written
-    now = watch_md(kube_api, namespace, "iris", lambda o: True, "current")
+    # The apply is retried (every 5 s) and refused again: status is not written again,
+    # no new Event, one warning in the log.
+    tried = operator.api_requests().get(("PATCH", "inferenceservices"), 0)
+    now = md_holds(kube_api, namespace, "iris", lambda o: o["status"] == md["status"], "status", 12)
+    assert operator.api_requests().get(("PATCH", "inferenceservices"), 0) >= tried + 2
     assert now["status"] == md["status"]
     assert [r for r, _ in _events(kube_api, namespace)].count("ApplyFailed") == 1
+    assert operator.log().count(f"applying for {namespace}/iris failed") == 1
     # Going back to the running mode heals it.
     patch_md(
         kube_api, namespace, "iris", {"spec": {"serving": {"deploymentMode": "RawDeployment"}}}

@@ -13,7 +13,9 @@ def test_defaults() -> None:
     assert settings.namespaces == ()
     assert settings.json_logs is False
     assert settings.peering is None
-    assert settings.resync_seconds == 30.0
+    assert (
+        settings.resync_seconds == 300.0
+    )  # a safety net: objects are woken when their own work is due
 
 
 def test_every_setting_has_an_environment_variable() -> None:

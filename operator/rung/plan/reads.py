@@ -142,7 +142,11 @@ def reads(
     triggers = retraining_queries(md, now, stable)
     monitoring = md.spec.monitoring
     url = monitoring.prometheus.url if monitoring and monitoring.prometheus else None
-    due = [t for t in (slo_next, _next_analysis(md, ladder, now)) if t is not None]
+    due = [
+        t
+        for t in (slo_next, _next_analysis(md, ladder, now), _next_retraining(md, ladder, now))
+        if t is not None
+    ]
     if triggers is not None or _evaluates_triggers(md):
         due.append(now + timedelta(seconds=_monitoring_interval(md)))
     return ReadPlan(
@@ -153,6 +157,22 @@ def reads(
         runs=tuple(run.name for run in active_runs(md)),
         next_due=min(due) if due else None,
     )
+
+
+def _next_retraining(md: ModelDeployment, ladder: LadderResult, now: datetime) -> datetime | None:
+    """The next schedule slot of a trigger, or the end of the cooldown, whichever is first."""
+    spec, status = md.spec.retraining, md.status.retraining
+    if Capability.RETRAINING not in ladder or spec is None or status is None:
+        return None
+    times = [parse_time(t.next_at) for t in status.triggers if t.next_at]
+    if status.last_triggered_at is not None:
+        cooldown_end = parse_time(status.last_triggered_at) + timedelta(
+            seconds=parse_duration(spec.cooldown)
+        )
+        if cooldown_end > now:
+            times.append(cooldown_end)
+    future = [t for t in times if t > now]
+    return min(future) if future else None
 
 
 def _monitoring_interval(md: ModelDeployment) -> float:

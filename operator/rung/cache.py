@@ -1,0 +1,174 @@
+"""Watch-fed caches of ModelDeployments and the objects Rung owns (client-go's informer
+stores, for kopf).
+
+kopf's watch events keep an `ObjectCache` current; `CachedKube` answers the
+reconciler's reads from it, so a reconcile with nothing to do makes no API request,
+and writes through it, so the next reconcile sees Rung's own writes before their
+watch events arrive. A kind whose cache could not be primed (no list permission
+cluster-wide, say) is read from the API server as before.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from rung.api.resource import OWNER_LABEL
+from rung.kube import MODEL_DEPLOYMENT, Kind, Kube
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+Key = tuple[str, str]
+"""(namespace, name)"""
+
+
+def _resource_version(obj: Obj) -> int | None:
+    text = (obj.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(text) if text is not None else None
+    except ValueError:  # opaque in principle; etcd revisions in practice
+        return None
+
+
+class ObjectCache:
+    """The last known state of every watched object, by kind and (namespace, name).
+
+    Thread-safe: kopf's event handlers write from the event loop, reconciles read
+    from worker threads. A write never replaces a newer resourceVersion with an older
+    one, so a late watch event cannot undo a write-through.
+    """
+
+    def __init__(self, namespaces: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[Kind, dict[Key, Obj]] = {}
+        self._synced: set[Kind] = set()
+        self._patterns = tuple(namespaces)
+
+    def watches(self, namespace: str) -> bool:
+        """Whether `namespace` is among the operator's (glob patterns; none: all)."""
+        return not self._patterns or any(fnmatch.fnmatch(namespace, p) for p in self._patterns)
+
+    def put(self, kind: Kind, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        with self._lock:
+            objects = self._objects.setdefault(kind, {})
+            old = objects.get(key)
+            new_rv, old_rv = _resource_version(obj), _resource_version(old or {})
+            if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
+                return
+            objects[key] = copy.deepcopy(dict(obj))
+
+    def remove(self, kind: Kind, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.get(kind, {}).pop((namespace, name), None)
+
+    def replace_all(self, kind: Kind, objects: Iterable[Obj]) -> None:
+        """The complete set of `kind` (a priming list); the kind counts as synced."""
+        fresh = {}
+        for obj in objects:
+            meta = obj["metadata"]
+            if self.watches(meta["namespace"]):
+                fresh[(meta["namespace"], meta["name"])] = copy.deepcopy(obj)
+        with self._lock:
+            current = self._objects.get(kind, {})
+            for key, obj in current.items():  # watch events newer than the list win
+                if key in fresh and (_resource_version(obj) or 0) > (
+                    _resource_version(fresh[key]) or 0
+                ):
+                    fresh[key] = obj
+            self._objects[kind] = fresh
+            self._synced.add(kind)
+
+    def synced(self, kind: Kind) -> bool:
+        with self._lock:
+            return kind in self._synced
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            found = self._objects.get(kind, {}).get((namespace, name))
+            return copy.deepcopy(found) if found is not None else None
+
+    def owned(self, kind: Kind, namespace: str, owner: str, uid: str) -> list[Obj]:
+        with self._lock:
+            return [
+                copy.deepcopy(obj)
+                for (ns, _), obj in self._objects.get(kind, {}).items()
+                if ns == namespace
+                and ((obj["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner)
+                and any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+            ]
+
+    def keys(self, kind: Kind) -> list[Key]:
+        with self._lock:
+            return list(self._objects.get(kind, {}))
+
+
+class CachedKube(Kube):
+    """`Kube` whose reads come from an `ObjectCache` and whose writes update it."""
+
+    def __init__(self, kube: Kube, cache: ObjectCache) -> None:
+        super().__init__(kube.api_client)
+        self.cache = cache
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        if self.cache.synced(kind):
+            return self.cache.get(kind, namespace, name)
+        return super().get(kind, namespace, name)
+
+    def get_fresh(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        """Read from the API server (after a conflict: the cache may be behind)."""
+        obj = super().get(kind, namespace, name)
+        if obj is not None:
+            self.cache.put(kind, obj)
+        return obj
+
+    def list_owned(self, kind: Kind, namespace: str, owner: str, uid: str) -> list[Obj]:
+        if self.cache.synced(kind):
+            return self.cache.owned(kind, namespace, owner, uid)
+        return super().list_owned(kind, namespace, owner, uid)
+
+    def apply(self, manifest: Obj) -> Obj:
+        from rung.kube import kind_of
+
+        stored = super().apply(manifest)
+        self.cache.put(kind_of(manifest), stored)
+        return stored
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        super().delete(kind, namespace, name)
+        self.cache.remove(kind, namespace, name)
+
+    def replace_status(self, body: Obj, status: Obj) -> Obj:
+        stored = super().replace_status(body, status)
+        self.cache.put(MODEL_DEPLOYMENT, stored)
+        return stored
+
+    def prime(self, kinds: Iterable[Kind], namespaces: Iterable[str] = ()) -> list[Kind]:
+        """List each kind once (cluster-wide, else in each plainly named namespace) to
+        fill the cache before the watches take over; return the kinds primed."""
+        primed = []
+        names = list(namespaces)
+        for kind in kinds:
+            try:
+                if names and all(not any(c in n for c in "*?[") for n in names):
+                    items = [obj for n in names for obj in self.list_all(kind, n)]
+                else:
+                    items = self.list_all(kind)
+            except ApiException as error:
+                log.info(
+                    "not caching %s (reading it from the API server): %s %s",
+                    kind.plural,
+                    error.status,
+                    error.reason,
+                )
+                continue
+            self.cache.replace_all(kind, items)
+            primed.append(kind)
+        return primed

@@ -29,7 +29,13 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 
 _DELETE = object()
-_PIPELINE_JOB = {"type": "job", "job": {"template": {"template": {"spec": {}}}}}
+_CONTAINERS = {"containers": [{"name": "train", "image": "trainer:1"}]}
+_PIPELINE_JOB = {"type": "job", "job": {"template": {"template": {"spec": _CONTAINERS}}}}
+
+
+def _metric(query: str) -> dict[str, Any]:
+    return {"analysis": {"metrics": [{"name": "e", "query": query, "max": 1}]}}
+
 
 INVALID = [
     (
@@ -128,9 +134,55 @@ INVALID = [
         ["spec.retraining.triggers[0]", "drift trigger needs query and above"],
     ),
     (
+        "misspelled template variable",
+        _with("rollout", _metric('sum(up{namespace="{{ namesapce }}"})')),
+        ["spec.rollout.analysis.metrics[0].query", "unknown template variable"],
+    ),
+    (
+        "unbalanced template braces",
+        _with("rollout", _metric('sum(up{pod=~"{{ canary }-.*"})')),
+        ["spec.rollout.analysis.metrics[0].query", "unbalanced braces"],
+    ),
+    (
+        "unknown variable in a trigger query",
+        _with("retraining", {"triggers": [{"type": "drift", "query": "{{ model }}", "above": 1}]}),
+        ["spec.retraining.triggers[0].query", "unknown template variable"],
+    ),
+    (
+        "Job template without containers",
+        _with(
+            "retraining",
+            {"pipeline": {"type": "job", "job": {"template": {"template": {"spec": {}}}}}},
+        ),
+        ["spec.retraining.pipeline.job.template", "template.spec.containers"],
+    ),
+    (
+        "empty Job template",
+        _with("retraining", {"pipeline": {"type": "job", "job": {"template": {}}}}),
+        ["spec.retraining.pipeline.job.template", "template.spec.containers"],
+    ),
+    (
+        "Job container without image",
+        _with(
+            "retraining",
+            {
+                "pipeline": {
+                    "type": "job",
+                    "job": {"template": {"template": {"spec": {"containers": [{"name": "a"}]}}}},
+                }
+            },
+        ),
+        ["spec.retraining.pipeline.job.template", "name and image"],
+    ),
+    (
+        "gateway-api router without a Gateway",
+        _with("rollout", {"router": "gateway-api"}),
+        ["spec.rollout.gateway", "needs gateway"],
+    ),
+    (
         "gateway-api router in Serverless mode",
         {
-            **_with("rollout", {"router": "gateway-api"}),
+            **_with("rollout", {"router": "gateway-api", "gateway": {"name": "gw"}}),
             "serving": {"deploymentMode": "Serverless"},
         },
         ["spec.rollout.router", "RawDeployment"],
@@ -173,3 +225,47 @@ def test_a_valid_model_deployment_gets_defaults(kube_api: client.ApiClient, name
     assert spec["model"]["kind"] == "predictive"
     assert spec["rollout"]["steps"] == [10, 25, 50, 100]
     assert spec["rollout"]["router"] == "kserve"
+
+
+NAMES = [
+    ("1fraud", 0, "DNS label starting with a letter"),
+    ("f" * 54, 0, "at most 53 characters"),
+    ("f" * 43, 2, "at most 42 characters with canary rollouts"),
+]
+
+
+@pytest.mark.parametrize(("name", "level", "expected"), NAMES, ids=["digit", "54", "43-canary"])
+def test_names_kserve_cannot_use_are_rejected(
+    kube_api: client.ApiClient, namespace: str, name: str, level: int, expected: str
+) -> None:
+    body = model_deployment(name, namespace, level=level)
+    if level >= 1:
+        body["spec"]["monitoring"] = {}
+    with pytest.raises(ApiException) as raised:
+        create_md(kube_api, body)
+    assert raised.value.status == 422, raised.value.body
+    message = json.loads(raised.value.body)["message"]
+    assert "metadata.name" in message
+    assert expected in message
+
+
+def test_a_long_name_is_fine_until_canaries_are_switched_on(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    from integration_kit import patch_md
+
+    name = "f" * 43
+    create_md(kube_api, model_deployment(name, namespace, level=1))
+    with pytest.raises(ApiException) as raised:
+        patch_md(kube_api, namespace, name, {"spec": {"maturity": {"level": 2}}})
+    assert "at most 42 characters" in json.loads(raised.value.body)["message"]
+
+
+def test_queries_with_promql_braces_and_known_variables_are_accepted(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    body = model_deployment("ok", namespace)
+    body["spec"]["rollout"] = _metric(
+        'sum(rate(x{pod=~"{{ target }}-.*", a!=""}[{{interval}}])) / (sum(y{}) > 0)'
+    )
+    create_md(kube_api, body)

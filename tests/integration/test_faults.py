@@ -214,3 +214,38 @@ def test_a_hanging_prometheus_is_reported_as_a_timeout_and_rolls_back_at_the_err
     assert "refused" not in monitoring["message"]
     assert md["status"]["analysis"]["consecutiveErrors"] == 2
     assert is_condition(md, "Degraded", "True")
+
+
+# --- 5: steps changed mid-canary ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_steps_changed_mid_canary_move_to_the_next_weight_not_to_the_end(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    name = "steps"
+    crafted.set(name, "empty")  # no data: the canary holds at its first step
+    body = canary_md(name, namespace, crafted.url_for(name), onNoData="hold")
+    body["spec"]["rollout"]["steps"] = [10, 20, 100]
+    create_md(kube_api, body)
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    to_v2(kube_api, namespace, name)
+    watch_md(
+        kube_api,
+        namespace,
+        name,
+        lambda o: ((o.get("status") or {}).get("canary") or {}).get("weight") == 10,
+        "canary at 10%",
+    )
+    patch_md(kube_api, namespace, name, {"spec": {"rollout": {"steps": [50, 100]}}})
+    crafted.set(name, "value:0")
+    weights = [10]  # where it was held, just before the steps changed
+
+    def record(o: Obj) -> bool:
+        canary = (o.get("status") or {}).get("canary")
+        if canary and (not weights or weights[-1] != canary["weight"]):
+            weights.append(canary["weight"])
+        return _stable(o) == "v2" and _phase(o) == "Ready"
+
+    watch_md(kube_api, namespace, name, record, "v2 promoted")
+    assert weights[:2] == [10, 50], weights

@@ -387,8 +387,10 @@ def test_webhook_pipeline_delivers_a_cloudevent(kube_api: client.ApiClient, name
 def test_a_run_the_api_server_refuses_is_retried_then_reported_failed(
     kube_api: client.ApiClient, namespace: str
 ) -> None:
-    # A Job without containers is invalid: every launch gets a 422 from the API server.
-    pipeline = {"type": "job", "job": {"template": {"template": {"spec": {"containers": []}}}}}
+    # A container name that is not a DNS label passes Rung's admission (which checks that
+    # containers exist) but not the Job's: every launch gets a 422 from the API server.
+    bad = {"containers": [{"name": "Not_A_Label", "image": "trainer:1"}]}
+    pipeline = {"type": "job", "job": {"template": {"template": {"spec": bad}}}}
     create_md(kube_api, level3(namespace, "http://127.0.0.1:9", pipeline, triggers=[]))
     _watch(kube_api, namespace, lambda o: is_condition(o, "RetrainingReady", "True"), "ready")
     patch_md(kube_api, namespace, NAME, {"metadata": {"annotations": {"rung.dev/retrain": "1"}}})

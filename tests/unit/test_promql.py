@@ -150,3 +150,30 @@ def test_error_rate_counts_5xx_over_all() -> None:
     numerator, denominator = rendered.split(" / ")
     assert 'response_code=~"5.."' in numerator
     assert "response_code" not in denominator
+
+
+@pytest.mark.parametrize(
+    ("template", "ok"),
+    [
+        ('sum(x{a="{{ canary }}"})', True),
+        ("x{} / (sum(y{a!=''}) > 0)", True),
+        ('x{pod=~"{{target}}-.*"}[{{ interval }}]', True),
+        ("{{ namesapce }}", False),
+        ("{{ canary }", False),
+        ("x{{a}}", False),
+        ("a}}b", False),
+    ],
+)
+def test_the_admission_regex_agrees_with_render(template: str, ok: bool) -> None:
+    """spec.TEMPLATE_RE (checked by the API server) accepts what render() can render."""
+    import re
+
+    from rung.api.spec import template_regex
+
+    assert bool(re.match(template_regex(), template)) is ok
+    variables = dict.fromkeys(VARIABLES, "x")
+    if ok:
+        render(template, variables)
+    elif "{{" in template and "}}" in template and "namesapce" in template:
+        with pytest.raises(TemplateError):
+            render(template, variables)

@@ -792,3 +792,63 @@ def test_faulty_rollout_ends_rolled_back_on_the_old_model(router: str) -> None:
     assert run.last is not None
     assert run.last.status.stable == STABLE
     assert routing(router, run.last.desired) == STABLE_ONLY[router]
+
+
+# --- steps changed mid-canary ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "weight"),
+    [
+        ([50, 100], 50),  # the next weight of the new list, not its second index (100)
+        ([10, 20, 100], 20),
+        ([5, 100], 100),
+        ([100], 100),
+    ],
+)
+def test_steps_changed_mid_canary_never_skip_a_weight(steps: list[int], weight: int) -> None:
+    cluster, started = start("gateway-api")
+    assert started.status.canary is not None
+    assert started.status.canary.weight == 10
+    md = after(started, "gateway-api", rollout={"steps": steps})
+    p = plan(cluster.observe(md, T0 + timedelta(seconds=60), measurements=HEALTHY))
+    assert p.status.canary is not None
+    assert p.status.canary.weight == weight
+    assert p.status.phase == "Progressing"
+    assert [e.reason for e in p.events] == ["StepAdvanced"]
+
+
+def test_steps_all_below_the_canary_promote_after_a_passed_run() -> None:
+    cluster, started = start("gateway-api")
+    md = after(started, "gateway-api", rollout={"steps": [5]})
+    p = plan(cluster.observe(md, T0 + timedelta(seconds=60), measurements=HEALTHY))
+    assert [e.reason for e in p.events] == ["Promoting"]
+
+
+# --- a template stored before admission checked it ---------------------------------------
+
+
+def test_a_template_error_at_run_time_is_a_failed_check_with_the_message() -> None:
+    from rung.plan.reads import interpret, reads
+
+    rollout = {
+        "analysis": {"metrics": [{"name": "bad", "query": "up{ns='{{ namesapce }}'}", "max": 1}]}
+    }
+    cluster, started = start("gateway-api", rollout=rollout)
+    md = after(started, "gateway-api", rollout=rollout)
+    now = T0 + timedelta(seconds=60)
+    to_read = reads(md, cluster.observe(md, now).live, now, "http://prometheus:9090")
+    assert to_read.analysis is not None
+    assert to_read.analysis[0].error is not None
+    assert all("namesapce" not in q for q in to_read.promql())
+    answers = interpret(md, to_read, {}, now)
+    p = plan(
+        cluster.observe(
+            md,
+            now,
+            measurements=answers.measurements,
+            invalid_measurements=answers.invalid_measurements,
+        )
+    )
+    assert [e.reason for e in p.events] == ["AnalysisFailed"]
+    assert "unknown template variable {{ namesapce }}" in p.events[0].message

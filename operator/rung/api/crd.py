@@ -152,6 +152,34 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+MAX_NAME = 53
+"""KServe names the predictor Deployment and Service `<name>-predictor`: a DNS label."""
+MAX_CANARY_NAME = 42
+"""A canary's predictor is `<name>-r-<8 hex>-predictor` (kserve router) or
+`<name>-canary-predictor` (gateway-api): both must fit 63 characters."""
+NAME_RULES = [
+    {
+        "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "message": "metadata.name must be a DNS label starting with a letter (KServe names"
+        " Services after it)",
+    },
+    {
+        "rule": f"size(self.metadata.name) <= {MAX_NAME}",
+        "message": f"metadata.name may have at most {MAX_NAME} characters: KServe's"
+        " <name>-predictor must fit 63",
+    },
+    {
+        "rule": f"size(self.metadata.name) <= {MAX_CANARY_NAME}"
+        " || !(has(self.spec.maturity) && (has(self.spec.maturity.overrides)"
+        " && has(self.spec.maturity.overrides.canary) ? self.spec.maturity.overrides.canary"
+        " : (has(self.spec.maturity.level) && self.spec.maturity.level >= 2)))",
+        "message": f"metadata.name may have at most {MAX_CANARY_NAME} characters with canary"
+        " rollouts (level 2 and above): the canary's <name>-r-<hash>-predictor must fit 63",
+    },
+]
+"""CEL rules on the object's name (the only metadata a CRD rule can read)."""
+
+
 def custom_resource_definition() -> dict[str, Any]:
     """The complete CustomResourceDefinition manifest."""
     spec_schema = structural(ModelDeploymentSpec)
@@ -190,6 +218,7 @@ def custom_resource_definition() -> dict[str, Any]:
                                 "retraining and governance."
                             ),
                             "required": ["spec"],
+                            "x-kubernetes-validations": NAME_RULES,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

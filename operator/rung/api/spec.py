@@ -7,11 +7,11 @@ model that holds them, with messages that name the field at fault.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from rung.api._base import ApiModel, Duration, FreeForm, Quantity, cel, with_rules
+from rung.api._base import ApiModel, Duration, Quantity, cel, with_rules
 
 MAX_LEVEL = 4
 
@@ -24,7 +24,49 @@ GateName = Literal["none", "manual"]
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://")]
-PromQL = Annotated[str, Field(min_length=1, max_length=4096)]
+
+TEMPLATE_VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
+"""The variables a query template may use (`{{ canary }}` ...); rung.plan.promql renders them."""
+_BRACES = r"\\{?(\\}\\{)*\\}?"
+"""A run of braces that never repeats one: `{`, `}`, `{}`, `}{` ... (PromQL's own)."""
+TEMPLATE_RE = (
+    r"^([^{}]|"
+    + _BRACES
+    + r"[^{}]|"
+    + _BRACES
+    + r"\\{\\{\\s*("
+    + "|".join(TEMPLATE_VARIABLES)
+    + r")\\s*\\}\\})*"
+    + _BRACES
+    + "$"
+)
+"""A query whose every `{{` and `}}` belongs to a placeholder of a known variable (RE2, as
+the API server's CEL `matches` reads it from a single-quoted string; `template_regex()`
+is the same for Python)."""
+
+
+def template_regex() -> str:
+    """TEMPLATE_RE as a Python regular expression."""
+    return TEMPLATE_RE.replace("\\\\", "\\")
+
+
+PromQL = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches('{TEMPLATE_RE}')",
+                    "unknown template variable or unbalanced braces: placeholders are"
+                    " {{ namespace }}, {{ name }}, {{ target }}, {{ stable }}, {{ canary }}"
+                    " and {{ interval }}",
+                ),
+            ]
+        },
+    ),
+]
 
 
 class MaturityOverrides(ApiModel):
@@ -209,7 +251,13 @@ class Rollout(ApiModel):
             "duration(self.progressDeadline) > duration(self.interval)",
             "progressDeadline must be longer than interval",
             field_path=".progressDeadline",
-        )
+        ),
+        cel(
+            "self.router != 'gateway-api' || has(self.gateway)",
+            "router gateway-api needs gateway: the Gateway the HTTPRoute attaches to",
+            field_path=".gateway",
+            reason="FieldValueRequired",
+        ),
     )
 
     router: RouterName = "kserve"
@@ -277,10 +325,73 @@ class RetrainingTrigger(ApiModel):
     """schedule: a five-field cron expression, in UTC."""
 
 
+def _kept(properties: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """An object schema that keeps unknown fields but declares `properties` (for CEL)."""
+    schema: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if properties:
+        schema["properties"] = properties
+    return {**schema, **more}
+
+
+JobSpecTemplate = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        _kept(
+            {
+                "template": _kept(
+                    {
+                        "spec": _kept(
+                            {
+                                "containers": {
+                                    "type": "array",
+                                    "maxItems": 64,
+                                    "description": "The pod's containers (at least one).",
+                                    "items": _kept(
+                                        {
+                                            "name": {
+                                                "type": "string",
+                                                "maxLength": 253,
+                                                "description": "Container name.",
+                                            },
+                                            "image": {
+                                                "type": "string",
+                                                "maxLength": 4096,
+                                                "description": "Container image.",
+                                            },
+                                        }
+                                    ),
+                                }
+                            },
+                            description="The pod spec.",
+                        )
+                    },
+                    description="The pod template of the Job.",
+                )
+            }
+        )
+    ),
+]
+"""A batch/v1 Job spec, kept as given; the pod template's containers are declared so
+that admission can check them."""
+
+
 class JobLauncher(ApiModel):
     """Run retraining as a Kubernetes Job."""
 
-    template: FreeForm
+    model_config = with_rules(
+        cel(
+            "has(self.template.template) && has(self.template.template.spec)"
+            " && has(self.template.template.spec.containers)"
+            " && size(self.template.template.spec.containers) > 0"
+            " && self.template.template.spec.containers.all(c, has(c.name) && has(c.image))",
+            "a Job template needs template.spec.containers: at least one container, each"
+            " with name and image",
+            field_path=".template",
+            reason="FieldValueRequired",
+        )
+    )
+
+    template: JobSpecTemplate
     """A Job spec (`spec` of a batch/v1 Job); RUNG_* environment variables are added."""
 
 

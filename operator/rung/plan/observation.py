@@ -77,6 +77,8 @@ class AnalysisQuery:
     metric_name: str
     canary: str
     stable: str | None
+    error: str | None = None
+    """Why the query could not be built (a template error): not run, a failed check."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rung.api.resource import ModelDeployment
-from rung.api.spec import ModelKind
+from rung.api.spec import TEMPLATE_VARIABLES, ModelKind
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 _IDENTIFIER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
-VARIABLES = ("namespace", "name", "target", "stable", "canary", "interval")
-"""Template variables. `target`, `stable` and `canary` are predictor workload names
+VARIABLES = TEMPLATE_VARIABLES
+"""Template variables (stated once, in the API, whose CEL rules check them). `target`, `stable` and `canary` are predictor workload names
 (the Deployment, e.g. `fraud-predictor`; a revision in Serverless mode): pods are
 named `<workload>-...` and a mesh reports the workload as destination."""
 

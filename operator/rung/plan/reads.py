@@ -72,7 +72,8 @@ class ReadPlan:
         """Every distinct query to send to Prometheus, in a stable order."""
         wanted: list[str] = []
         for query in self.analysis or ():
-            wanted += [query.canary] + ([query.stable] if query.stable else [])
+            if query.error is None:
+                wanted += [query.canary] + ([query.stable] if query.stable else [])
         wanted += [q.query for q in self.slo or ()]
         wanted += [t.query for t in self.triggers or () if t.query is not None]
         return list(dict.fromkeys(wanted))
@@ -202,14 +203,20 @@ def _analysis(
     window = window if parse_duration(window) >= MIN_ANALYSIS_WINDOW else "10s"
     canary_vars = query_variables(md, targets, window, target=targets.canary)
     stable_vars = {**canary_vars, "target": targets.stable}
-    return [
-        AnalysisQuery(
-            metric_name=metric.name,
-            canary=render(metric.query, canary_vars),
-            stable=render(metric.query, stable_vars) if needs_stable(metric) else None,
-        )
-        for metric in analysis_metrics(md.spec)
-    ]
+    queries = []
+    for metric in analysis_metrics(md.spec):
+        try:
+            queries.append(
+                AnalysisQuery(
+                    metric_name=metric.name,
+                    canary=render(metric.query, canary_vars),
+                    stable=render(metric.query, stable_vars) if needs_stable(metric) else None,
+                )
+            )
+        except TemplateError as error:
+            # Admission refuses such templates; one stored before that is a failed check.
+            queries.append(AnalysisQuery(metric.name, "", None, f"query template: {error}"))
+    return queries
 
 
 def _next_analysis(md: ModelDeployment, ladder: LadderResult, now: datetime) -> datetime | None:
@@ -312,6 +319,10 @@ def _measurements(
     invalid: dict[str, str] = {}
     error: str | None = None
     for query in plan.analysis:
+        if query.error is not None:
+            results[query.metric_name] = (None, None)
+            invalid[query.metric_name] = query.error
+            continue
         canary = reading(query.canary)
         stable = reading(query.stable) if query.stable else Reading()
         results[query.metric_name] = (canary.value, stable.value)

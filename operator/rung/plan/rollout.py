@@ -256,8 +256,10 @@ def _passed(
     observed: Observed,
     at: str,
 ) -> Decision:
-    if canary.step + 1 < len(settings.steps):
-        step = canary.step + 1
+    # The next step is the first weight above the current one, not the next index: steps
+    # changed mid-canary never skip a weight of the list in force, never move backwards.
+    step = next((i for i, w in enumerate(settings.steps) if w > canary.weight), None)
+    if step is not None:
         weight = settings.steps[step]
         moved = canary.model_copy(update={"step": step, "weight": weight, "step_started_at": at})
         message = f"canary {canary.version}: weight {canary.weight}% -> {weight}%"

@@ -24,9 +24,10 @@ _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 _IDENTIFIER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 VARIABLES = TEMPLATE_VARIABLES
-"""Template variables (stated once, in the API, whose CEL rules check them). `target`, `stable` and `canary` are predictor workload names
-(the Deployment, e.g. `fraud-predictor`; a revision in Serverless mode): pods are
-named `<workload>-...` and a mesh reports the workload as destination."""
+"""Template variables (stated once, in the API, whose CEL rules check them). `target`,
+`stable` and `canary` are predictor workload names (the Deployment, e.g.
+`fraud-predictor`; a revision in Serverless mode): pods are named `<workload>-...` and a
+mesh reports the workload as destination."""
 
 
 @dataclass(frozen=True)

@@ -259,12 +259,15 @@ class LocalCluster:
         self.log(f"kubeconfig: {self.kubeconfig}")
         return self.kubeconfig
 
-    def down(self) -> None:
-        """Stop every process this state directory records, wait for them, remove the state."""
+    def down(self, *, discard: bool = False) -> None:
+        """Stop every process this state directory records, wait for them, remove the state.
+
+        `discard`: a throw-away cluster (the benchmarks'): stop at once, without first
+        deleting the KServe objects so that KServe removes its finalizers."""
         if not self.state_dir.exists():
             return
         with self._lock():
-            self._stop_all()
+            self._stop_all(delete_kserve_objects=not discard)
             self._wipe_state()
             (self.state_dir / ".lock").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
@@ -282,8 +285,9 @@ class LocalCluster:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _stop_all(self) -> None:
-        self._delete_kserve_objects()
+    def _stop_all(self, *, delete_kserve_objects: bool = True) -> None:
+        if delete_kserve_objects:
+            self._delete_kserve_objects()
         errors = []
         stopped: list[int] = []
         for name in reversed(COMPONENTS):
@@ -711,8 +715,10 @@ _NODE: JSON = {
     },
     "spec": {},
     "status": {
-        "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "250"},
-        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "250"},
+        # Room for the benchmarks' thousands of predictor pods (KServe's runtimes request
+        # 1 CPU and 2Gi each); kwok runs no containers, so nothing is really reserved.
+        "allocatable": {"cpu": "20000", "memory": "40Ti", "pods": "20000"},
+        "capacity": {"cpu": "20000", "memory": "40Ti", "pods": "20000"},
     },
 }
 

@@ -203,7 +203,7 @@ def _to_v2(api: client.ApiClient, namespace: str, **model: Any) -> None:
     )
 
 
-UNSCHEDULABLE = {"resources": {"requests": {"cpu": "100"}}}
+UNSCHEDULABLE = {"resources": {"requests": {"cpu": "100000"}}}
 """More CPU than the kwok node has: the predictor's pod stays Pending, so KServe never
 reports it ready (a real cause of a canary that never becomes ready)."""
 

@@ -175,8 +175,7 @@ def test_an_idle_operator_reads_and_writes_nothing(
     for name in names:
         watch_md(kube_api, namespace, name, lambda o: _phase(o) == "Ready", f"{name} Ready")
     # Let the last watch events (KServe's status writes, the operator's own) settle.
-    settle = operator.api_requests()
-    wait_until(lambda: _quiet(operator, settle, 2.0), "the operator quiet for 2 s", timeout=120)
+    wait_until(lambda: _quiet(operator, 2.0), "the operator quiet for 2 s", timeout=120)
     before_ops = operator.api_requests()
     before_writes = write_requests(kube_api)
     md_holds(kube_api, namespace, names[0], lambda o: _phase(o) == "Ready", "Ready", 10)

@@ -409,8 +409,13 @@ def write_requests(api: client.ApiClient) -> int:
     writes that change nothing): ModelDeployments, InferenceServices, Prometheus
     Operator objects and HTTPRoutes. Events are counted per namespace by the caller.
     """
+    return sum(write_requests_by_kind(api).values())
+
+
+def write_requests_by_kind(api: client.ApiClient) -> dict[tuple[str, str, str], int]:
+    """`write_requests`, by (verb, resource, subresource)."""
     text = _raw_metrics(api)
-    total = 0
+    total: dict[tuple[str, str, str], int] = {}
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
@@ -425,7 +430,8 @@ def write_requests(api: client.ApiClient) -> int:
             "gateway.networking.k8s.io",
         ) or (group == "" and resource == "events")
         if ours:
-            total += int(float(line.rsplit(" ", 1)[1]))
+            key = (labels["verb"], resource, labels.get("subresource", ""))
+            total[key] = total.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
     return total
 
 

@@ -407,7 +407,8 @@ def write_requests(api: client.ApiClient) -> int:
 
     Read from the API server's own `apiserver_request_total` counter (which also counts
     writes that change nothing): ModelDeployments, InferenceServices, Prometheus
-    Operator objects and HTTPRoutes. Events are counted per namespace by the caller.
+    Operator objects and HTTPRoutes. Events (every component writes them) are counted
+    per namespace and involved object by the caller.
     """
     return sum(write_requests_by_kind(api).values())
 
@@ -428,7 +429,7 @@ def write_requests_by_kind(api: client.ApiClient) -> dict[tuple[str, str, str], 
             "serving.kserve.io",
             "monitoring.coreos.com",
             "gateway.networking.k8s.io",
-        ) or (group == "" and resource == "events")
+        )
         if ours:
             key = (labels["verb"], resource, labels.get("subresource", ""))
             total[key] = total.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))

@@ -178,9 +178,11 @@ def test_an_idle_operator_reads_and_writes_nothing(
     wait_until(lambda: _quiet(operator, 2.0), "the operator quiet for 2 s", timeout=120)
     before_ops = operator.api_requests()
     before_writes = write_requests_by_kind(kube_api)
+    events_before = _md_events(core, namespace)
     md_holds(kube_api, namespace, names[0], lambda o: _phase(o) == "Ready", "Ready", 10)
     after_ops = operator.api_requests()
     after_writes = write_requests_by_kind(kube_api)
+    events_after = _md_events(core, namespace)
 
     sent = {k: v - before_ops.get(k, 0) for k, v in after_ops.items() if v != before_ops.get(k)}
     assert sent == {}, f"requests from the idle operator: {sent}"
@@ -188,7 +190,14 @@ def test_an_idle_operator_reads_and_writes_nothing(
         k: v - before_writes.get(k, 0) for k, v in after_writes.items() if v != before_writes.get(k)
     }
     assert writes == {}, f"writes to Rung's kinds while idle: {writes}"
+    assert events_after == events_before
     assert operator.process.poll() is None
+
+
+def _md_events(core: client.CoreV1Api, namespace: str) -> int:
+    """Events about ModelDeployments in `namespace`, counting repeats."""
+    items = core.list_namespaced_event(namespace).items
+    return sum(e.count or 1 for e in items if e.involved_object.kind == "ModelDeployment")
 
 
 def _phase(o: dict) -> str | None:

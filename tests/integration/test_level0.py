@@ -186,8 +186,11 @@ def test_an_idle_operator_reads_and_writes_nothing(
 
     sent = {k: v - before_ops.get(k, 0) for k, v in after_ops.items() if v != before_ops.get(k)}
     assert sent == {}, f"requests from the idle operator: {sent}"
+    # KServe's own status writes (for any namespace of a shared cluster) are not Rung's.
     writes = {
-        k: v - before_writes.get(k, 0) for k, v in after_writes.items() if v != before_writes.get(k)
+        k: v - before_writes.get(k, 0)
+        for k, v in after_writes.items()
+        if v != before_writes.get(k) and not (k[2] == "status" and k[1] != "modeldeployments")
     }
     assert writes == {}, f"writes to Rung's kinds while idle: {writes}"
     assert events_after == events_before

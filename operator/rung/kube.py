@@ -11,6 +11,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from rung.api.crd import GROUP, PLURAL, VERSION
+from rung.api.kinds import DEPLOYMENT as DEPLOYMENT
 from rung.api.kinds import HTTP_ROUTE as HTTP_ROUTE
 from rung.api.kinds import INFERENCE_SERVICE as INFERENCE_SERVICE
 from rung.api.kinds import MODEL_DEPLOYMENT as MODEL_DEPLOYMENT
@@ -27,6 +28,10 @@ FIELD_MANAGER = "rung"
 OWNED_KINDS = (INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE, HTTP_ROUTE)
 """Kinds the operator creates; owned objects of these kinds that the plan no
 longer wants are deleted."""
+READ_KINDS = (DEPLOYMENT,)
+"""Kinds the operator only reads: KServe's predictor Deployments, which carry the
+labels of their InferenceService (Rung's among them) and are owned by it, not by the
+ModelDeployment. Never applied, never deleted."""
 
 
 def kind_of(manifest: dict[str, Any]) -> Kind:
@@ -66,9 +71,9 @@ def load_config() -> str:
 class CountingApiClient(k8s.ApiClient):
     """The client, counting each request in rung_api_requests_total (method, resource)."""
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         API_REQUESTS.labels(method, _resource(url)).inc()
-        return super().request(method, url, *args, **kwargs)  # type: ignore[misc]
+        return super().call_api(method, url, *args, **kwargs)
 
 
 def _resource(url: str) -> str:
@@ -170,6 +175,18 @@ class Kube:
             for item in result.get("items", [])
             if any(ref.get("uid") == uid for ref in item["metadata"].get("ownerReferences", []))
         ]
+
+    def list_labelled(self, kind: Kind, namespace: str, owner: str) -> list[dict[str, Any]]:
+        """Objects of a READ_KINDS kind labelled as the ModelDeployment `owner`'s (KServe
+        copies an InferenceService's labels onto its Deployments)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{OWNER_LABEL}={owner}"
+        result = cast(
+            dict[str, Any],
+            self.custom.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, label_selector=selector
+            ),
+        )
+        return list(result.get("items", []))
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply `manifest` as field manager `rung`."""

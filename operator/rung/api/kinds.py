@@ -32,4 +32,5 @@ INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "I
 POD_MONITOR = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
 PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
 WORKFLOW_TEMPLATE = Kind("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")

@@ -150,12 +150,15 @@ def reads(
     ]
     if triggers is not None or _evaluates_triggers(md):
         due.append(now + timedelta(seconds=_monitoring_interval(md)))
+    runs = tuple(run.name for run in active_runs(md))
+    if runs:
+        due.append(now + timedelta(seconds=_run_poll_seconds(md)))
     return ReadPlan(
         prometheus_url=url or default_prometheus_url,
         analysis=None if analysis is None else tuple(analysis),
         slo=slo,
         triggers=None if triggers is None else tuple(triggers),
-        runs=tuple(run.name for run in active_runs(md)),
+        runs=runs,
         next_due=min(due) if due else None,
     )
 
@@ -174,6 +177,17 @@ def _next_retraining(md: ModelDeployment, ladder: LadderResult, now: datetime) -
             times.append(cooldown_end)
     future = [t for t in times if t > now]
     return min(future) if future else None
+
+
+RUN_POLL_SECONDS = 10.0
+"""How often a running retraining run is polled (Argo, Kubeflow, webhook launchers)."""
+JOB_POLL_SECONDS = 60.0
+"""Jobs are watched (their events wake the owner at once): polled only as a safety net."""
+
+
+def _run_poll_seconds(md: ModelDeployment) -> float:
+    pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
+    return JOB_POLL_SECONDS if pipeline is not None and pipeline.type == "job" else RUN_POLL_SECONDS
 
 
 def _monitoring_interval(md: ModelDeployment) -> float:

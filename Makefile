@@ -73,9 +73,22 @@ cluster-kind: install
 	@$(LOCALCLUSTER) install-crds --kubeconfig .cluster/kubeconfig
 	@echo "export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig"
 
-## bench: measure the operator (writes e2e/benchmarks/reconcile-report.md)
-.PHONY: bench
-bench: install binaries
+## bench: the scale benchmark, Flagger side by side (N=1000 and 5000; `make bench N=1000`
+##        for one size, BENCH_ARGS for more flags); writes e2e/benchmarks/scale-report.md
+##        and .json. Not part of `make test`. See e2e/benchmarks/README.md.
+N ?=
+BENCH_ARGS ?=
+comma := ,
+.PHONY: bench bench-reconcile flagger
+bench: install binaries prometheus flagger
+	$(VPY) e2e/benchmarks/bench.py $(foreach n,$(subst $(comma), ,$(N)),--count $(n)) $(BENCH_ARGS)
+
+## flagger: build Flagger (e2e/versions.env), cached like the other binaries; for `make bench`
+flagger:
+	@bash e2e/cluster/build.sh flagger
+
+## bench-reconcile: the first, small benchmark (writes e2e/benchmarks/reconcile-report.md)
+bench-reconcile: install binaries
 	$(VPY) e2e/benchmarks/bench_reconcile.py
 
 ## demo: the level-0 flow on the local control plane (Ctrl-C tears down)

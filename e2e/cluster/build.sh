@@ -4,6 +4,7 @@
 #
 #   e2e/cluster/build.sh            build whatever is missing
 #   e2e/cluster/build.sh --print    print the bin directory of each component
+#   e2e/cluster/build.sh flagger    build only Flagger (the benchmarks' comparison)
 #
 # kube-apiserver & co. cannot be `go install`ed: k8s.io/kubernetes replaces its
 # staging modules with local paths. We build them from a generated wrapper
@@ -23,8 +24,10 @@ k8s_bin="$cache/bin/kubernetes-$KUBERNETES_VERSION"
 etcd_bin="$cache/bin/etcd-$ETCD_VERSION"
 kwok_bin="$cache/bin/kwok-$KWOK_VERSION"
 kserve_bin="$cache/bin/kserve-$KSERVE_VERSION"
+flagger_bin="$cache/bin/flagger-$FLAGGER_VERSION"
 if [[ "${1:-}" == "--print" ]]; then
-  echo "$k8s_bin"; echo "$etcd_bin"; echo "$kwok_bin"; echo "$kserve_bin"; exit 0
+  echo "$k8s_bin"; echo "$etcd_bin"; echo "$kwok_bin"; echo "$kserve_bin"; echo "$flagger_bin"
+  exit 0
 fi
 
 log() { printf '[build] %s\n' "$*" >&2; }
@@ -117,6 +120,30 @@ build_kserve() {
   rm -rf "$work"  # a 440 MB copy; the module cache keeps the original
 }
 
+# Flagger, for the benchmarks only (e2e/benchmarks/flagger.py runs it next to Rung).
+# Its go.mod has no replace directive at v1.36.1, so `go install` builds it; the
+# fallback builds inside a writable copy of the module, as for KServe.
+build_flagger() {
+  [[ -x "$flagger_bin/flagger" ]] && { log "flagger $FLAGGER_VERSION cached"; return; }
+  log "building flagger $FLAGGER_VERSION (about 2 minutes on 2 cores)"
+  rm -rf "$flagger_bin.tmp"; mkdir -p "$flagger_bin.tmp"
+  if ! GOBIN="$flagger_bin.tmp" go install -ldflags "-s -w" \
+      "github.com/fluxcd/flagger/cmd/flagger@$FLAGGER_VERSION"; then
+    log "go install refused flagger; building from a writable copy of its module"
+    local work="$cache/build/flagger-$FLAGGER_VERSION" dir
+    dir="$(cd "$cache" && go mod download -json "github.com/fluxcd/flagger@$FLAGGER_VERSION" \
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+    if [[ -d "$work" ]]; then chmod -R u+w "$work"; rm -rf "$work"; fi
+    mkdir -p "$(dirname "$work")"
+    cp -r "$dir" "$work"
+    chmod -R u+w "$work"
+    (cd "$work" && go mod download \
+       && go build -ldflags "-s -w" -o "$flagger_bin.tmp/flagger" ./cmd/flagger)
+    rm -rf "$work"
+  fi
+  rm -rf "$flagger_bin"; mv "$flagger_bin.tmp" "$flagger_bin"
+}
+
 timed() {
   local t0; t0=$(date +%s)
   "$@"
@@ -124,6 +151,10 @@ timed() {
 }
 
 start=$(date +%s)
+if [[ "${1:-}" == "flagger" ]]; then
+  timed build_flagger
+  exit 0
+fi
 timed build_etcd
 timed build_kwok
 timed build_kubernetes

@@ -151,3 +151,14 @@ def wait_reaped(pids: list[int], timeout: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+def signal_group(pidfile: Path, sig: signal.Signals) -> int:
+    """Send `sig` to the process group recorded in `pidfile` (e.g. SIGSTOP to pause a
+    component, SIGCONT to resume it); returns the group's pid. Raises RuntimeError when
+    the recorded process is not running."""
+    pid = read_pidfile(pidfile)
+    if pid is None:
+        raise RuntimeError(f"{pidfile.stem} is not running")
+    os.killpg(pid, sig)  # start_new_session made it its group's leader
+    return pid

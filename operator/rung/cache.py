@@ -105,6 +105,16 @@ class ObjectCache:
                 and any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
             ]
 
+    def labelled(self, kind: Kind, namespace: str, owner: str) -> list[Obj]:
+        """Objects labelled as `owner`'s, whoever owns them (KServe's Deployments)."""
+        with self._lock:
+            return [
+                copy.deepcopy(obj)
+                for (ns, _), obj in self._objects.get(kind, {}).items()
+                if ns == namespace
+                and (obj["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner
+            ]
+
     def keys(self, kind: Kind) -> list[Key]:
         with self._lock:
             return list(self._objects.get(kind, {}))
@@ -133,6 +143,11 @@ class CachedKube(Kube):
         if self.cache.synced(kind):
             return self.cache.owned(kind, namespace, owner, uid)
         return super().list_owned(kind, namespace, owner, uid)
+
+    def list_labelled(self, kind: Kind, namespace: str, owner: str) -> list[Obj]:
+        if self.cache.synced(kind):
+            return self.cache.labelled(kind, namespace, owner)
+        return super().list_labelled(kind, namespace, owner)
 
     def apply(self, manifest: Obj) -> Obj:
         from rung.kube import kind_of

@@ -29,7 +29,7 @@ import kopf
 from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from rung.cache import CachedKube
-from rung.kube import MODEL_DEPLOYMENT, OWNED_KINDS, Kind
+from rung.kube import MODEL_DEPLOYMENT, OWNED_KINDS, READ_KINDS, Kind
 from rung.reconciler import Reconciler, TransientError
 from rung.settings import OperatorSettings
 from rung.workqueue import WorkQueue
@@ -64,7 +64,7 @@ class Controller:
         """Prime the caches, queue every ModelDeployment, start workers and the resync."""
         kube = self.kube
         if kube is not None:
-            kinds = (MODEL_DEPLOYMENT, *OWNED_KINDS)
+            kinds = (MODEL_DEPLOYMENT, *OWNED_KINDS, *READ_KINDS)
             primed = await asyncio.to_thread(kube.prime, kinds, self.settings.namespaces)
             log.info("caches primed: %s", ", ".join(k.plural for k in primed) or "none")
             for key in kube.cache.keys(MODEL_DEPLOYMENT):
@@ -132,7 +132,7 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     controller = Controller(reconciler, settings)
     _register_startup(registry, controller)
     _register_model_deployments(registry, controller)
-    for kind in OWNED_KINDS:
+    for kind in (*OWNED_KINDS, *READ_KINDS):
         _register_owned(registry, controller, kind)
     _register_jobs(registry, controller)
     return registry

@@ -17,10 +17,12 @@ from rung import observability as metrics
 from rung.api.resource import ModelDeployment
 from rung.api.status import CheckResult, ModelDeploymentStatus
 from rung.kube import (
+    DEPLOYMENT,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     MODEL_DEPLOYMENT,
     OWNED_KINDS,
+    READ_KINDS,
     Kind,
     Kube,
     kind_of,
@@ -220,7 +222,7 @@ class Reconciler:
     ) -> float | None:
         """When the object next needs attention, as the read plan of its new status says."""
         md = ModelDeployment.from_body(body)
-        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE])
+        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE], live[DEPLOYMENT])
         due = reads(md, objects, now, self.settings.prometheus_url).next_due
         if due is None:
             return None
@@ -231,14 +233,14 @@ class Reconciler:
         features = self.features()
         return {
             kind: {o["metadata"]["name"]: o for o in self._owned(kind, md, features)}
-            for kind in OWNED_KINDS
+            for kind in (*OWNED_KINDS, *READ_KINDS)
         }
 
     def _observe(
         self, md: ModelDeployment, live: dict[Kind, dict[str, dict[str, Any]]], now: datetime
     ) -> Observation:
         """Read what the plan's read list asks for, into one Observation."""
-        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE])
+        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE], live[DEPLOYMENT])
         to_read = reads(md, objects, now, self.settings.prometheus_url)
         answers = interpret(md, to_read, self._query(to_read), now)
         return Observation(
@@ -246,6 +248,7 @@ class Reconciler:
             now=now,
             inference_services=objects.inference_services,
             http_routes=objects.http_routes,
+            deployments=objects.deployments,
             owned={kind.kind: objects for kind, objects in live.items()},
             features=self.features(),
             slo=answers.slo,
@@ -321,6 +324,8 @@ class Reconciler:
                 continue
             result.applied.append(f"{kind.kind}/{obj_name}")
         for kind, objects in live.items():
+            if kind not in wanted:
+                continue  # read only (KServe's Deployments)
             for obj_name in objects:
                 if obj_name not in wanted[kind]:
                     self.kube.delete(kind, md.namespace, obj_name)
@@ -334,6 +339,8 @@ class Reconciler:
             return []
         if kind.group == "gateway.networking.k8s.io" and not features.gateway_api:
             return []
+        if kind in READ_KINDS:
+            return self.kube.list_labelled(kind, md.namespace, md.name)
         return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
 
     def _provider(self, url: str) -> MetricProvider:

@@ -490,12 +490,14 @@ def test_level2_canary_gets_its_route_and_canary_under_the_chart_rbac(
     )
 
     wait_until(lambda: get_isvc(kube_api, namespace, "fraud-canary"), "canary InferenceService")
-    routes = wait_until(
-        lambda: owned(kube_api, "gateway.networking.k8s.io", "httproutes", namespace, "fraud"),
-        "HTTPRoute",
-    )
-    weights = [b["weight"] for b in routes[0]["spec"]["rules"][0]["backendRefs"]]
-    assert weights == [90, 10]
+
+    def weights() -> list[int]:
+        routes = owned(kube_api, "gateway.networking.k8s.io", "httproutes", namespace, "fraud")
+        return [b["weight"] for b in routes[0]["spec"]["rules"][0]["backendRefs"]] if routes else []
+
+    # 0 % until KServe reports the canary ready at the spec applied (Deployments read
+    # under the chart's RBAC), then the first step
+    wait_until(lambda: weights() == [90, 10], "the canary's first step in the HTTPRoute")
     md = watch_md(kube_api, namespace, "fraud", lambda o: phase(o) == "Progressing", "canary")
     assert md["status"]["canary"]["version"] == "v2"
     chart_operator.assert_no_forbidden()
@@ -640,6 +642,7 @@ OPERATOR_NEEDS = [
     ("create", "argoproj.io", "workflows"),
     ("get", "argoproj.io", "workflows"),
     ("create", "", "events"),
+    *((verb, "apps", "deployments") for verb in ("get", "list", "watch")),
 ]
 
 NOT_NEEDED = [
@@ -648,6 +651,8 @@ NOT_NEEDED = [
     ("list", "", "configmaps"),
     ("create", "", "pods"),
     ("create", "apps", "deployments"),
+    ("patch", "apps", "deployments"),
+    ("delete", "apps", "deployments"),
     ("create", "rung.dev", "modeldeployments"),
     ("delete", "rung.dev", "modeldeployments"),
     ("update", "rung.dev", "modeldeployments"),
@@ -1083,17 +1088,20 @@ def dashboard_queries() -> list[tuple[str, str]]:
 def test_dashboard_queries_run_on_a_real_prometheus(
     kube_api: client.ApiClient, namespace: str, chart_operator: ChartOperator, tmp_path: Path
 ) -> None:
-    create_md(kube_api, model_deployment("iris", namespace))
     prometheus = PrometheusServer(
         tmp_path / "prometheus",
         [ScrapeTarget("rung-operator", f"127.0.0.1:{chart_operator.metrics_port}")],
     )
     prometheus.start()
     try:
-        prometheus.wait_for_series('rate(rung_reconciles_total{job="rung-operator"}[10s]) > 0')
+        # The operator reconciles when something changes (no periodic churn): scrape it
+        # before, during and after one ModelDeployment's creation.
+        prometheus.wait_for_series('up{job="rung-operator"} == 1')
+        create_md(kube_api, model_deployment("iris", namespace))
+        prometheus.wait_for_series('increase(rung_reconciles_total{job="rung-operator"}[1m]) > 0')
         results = {
             (title, expr): prometheus.query(
-                expr.replace("$job", ".*").replace("$__rate_interval", "10s")
+                expr.replace("$job", ".*").replace("$__rate_interval", "1m")
             )
             for title, expr in dashboard_queries()
         }

@@ -21,13 +21,16 @@ import pytest
 from integration_kit import (
     condition,
     create_md,
+    get_isvc,
     is_condition,
     model_deployment,
     patch_md,
+    wait_until,
     watch_md,
 )
 from kubernetes import client
 
+from testbed.components import kserve_controller_stopped
 from testbed.crafted_prometheus import GARBAGE, CraftedPrometheus
 
 Obj = dict[str, Any]
@@ -249,3 +252,90 @@ def test_steps_changed_mid_canary_move_to_the_next_weight_not_to_the_end(
 
     watch_md(kube_api, namespace, name, record, "v2 promoted")
     assert weights[:2] == [10, 50], weights
+
+
+# --- 6, 2: traffic and promotion only at the generation Rung applied ----------------------
+
+
+def _canary_weight(o: Obj) -> int | None:
+    canary = (o.get("status") or {}).get("canary")
+    return None if canary is None else int(canary["weight"])
+
+
+def _isvc_canary_percent(api: client.ApiClient, namespace: str, name: str) -> int | None:
+    entries = ((get_isvc(api, namespace, name) or {}).get("spec") or {}).get("canary") or []
+    return int(entries[0].get("trafficPercent", 0)) if entries else None
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_canary_kserve_has_not_deployed_gets_no_traffic(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    """KServe's controller is stopped when the canary starts: Rung declares the canary
+    with 0 % and keeps it there until KServe has deployed it, then gives it the step."""
+    name = "notready"
+    crafted.set(name, "value:0")
+    create_md(kube_api, canary_md(name, namespace, crafted.url_for(name)))
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    with kserve_controller_stopped(kube_api):
+        to_v2(kube_api, namespace, name)
+        watch_md(kube_api, namespace, name, lambda o: _canary_weight(o) == 0, "canary at 0%")
+        percents = set()
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            percents.add(_isvc_canary_percent(kube_api, namespace, name))
+            md = watch_md(kube_api, namespace, name, lambda o: True, "now")
+            assert _canary_weight(md) == 0, md["status"]
+            time.sleep(0.5)
+        assert 0 in percents, percents  # declared, with no traffic
+        assert percents <= {0, None}, percents
+        resumed = time.monotonic()
+    md = watch_md(kube_api, namespace, name, lambda o: (_canary_weight(o) or 0) > 0, "traffic")
+    took = time.monotonic() - resumed
+    print(f"recovery: KServe resumed -> canary ready and given traffic in {took:.1f}s")
+    assert _canary_weight(md) == 50
+    wait_until(lambda: "CanaryReady" in reasons(kube_api, namespace, name), "CanaryReady Event")
+
+
+@pytest.mark.usefixtures("operator")
+def test_no_promotion_on_readiness_from_a_previous_generation(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    """KServe's controller is stopped when the canary passes its last step: Rung points
+    stable at the new model, but KServe's Ready=True still describes the old spec, so
+    Rung waits in Promoting (canary kept) until KServe has acted on it."""
+    name = "stale"
+    crafted.set(name, "empty")  # hold at the only step until the test says so
+    body = canary_md(name, namespace, crafted.url_for(name))
+    body["spec"]["rollout"]["steps"] = [100]
+    create_md(kube_api, body)
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    to_v2(kube_api, namespace, name)
+    watch_md(kube_api, namespace, name, lambda o: _canary_weight(o) == 100, "canary at 100%")
+    with kserve_controller_stopped(kube_api):
+        crafted.set(name, "value:0")
+        watch_md(
+            kube_api,
+            namespace,
+            name,
+            lambda o: _phase(o) == "Promoting" or _stable(o) == "v2",
+            "Promoting (or, wrongly, promoted)",
+        )
+        time.sleep(6)  # many passes, each seeing Ready=True from the previous spec
+        md = watch_md(kube_api, namespace, name, lambda o: True, "now")
+        assert _phase(md) == "Promoting", md["status"]
+        assert md["status"]["canary"]["version"] == "v2"
+        assert _stable(md) == "v1"
+        assert "Promoted" not in reasons(kube_api, namespace, name)
+        isvc = get_isvc(kube_api, namespace, name) or {}
+        assert is_condition(isvc, "Ready", "True")  # KServe's stale word
+        resumed = time.monotonic()
+    md = watch_md(
+        kube_api,
+        namespace,
+        name,
+        lambda o: _stable(o) == "v2" and _phase(o) == "Ready",
+        "promoted once KServe acted",
+    )
+    print(f"recovery: KServe resumed -> promoted in {time.monotonic() - resumed:.1f}s")
+    assert md["status"].get("canary") is None

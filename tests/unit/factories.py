@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,3 +104,41 @@ def live_isvc(
         },
         "status": status,
     }
+
+
+def predictor_deployments(
+    inference_services: Mapping[str, Mapping[str, Any]], *, rolled_out: bool = True
+) -> dict[str, dict[str, Any]]:
+    """The Deployments KServe runs for RawDeployment InferenceServices, by name, as it
+    leaves them once it has acted on their current spec: the InferenceService's
+    annotations copied (its applied hash among them) and, when `rolled_out`, every
+    replica updated and available. (Plays KServe's part in unit tests.)"""
+    from rung.plan.live import knative, predictor_workload
+
+    deployments: dict[str, dict[str, Any]] = {}
+    for name, isvc in inference_services.items():
+        if knative(isvc):
+            continue
+        spec = isvc.get("spec") or {}
+        predictors = [(spec.get("predictor") or {}).get("name")]
+        predictors += [(c.get("predictor") or {}).get("name") for c in spec.get("canary") or []]
+        for predictor in predictors:
+            workload = predictor_workload(name, predictor)
+            deployments[workload] = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": workload,
+                    "namespace": NAMESPACE,
+                    "generation": 2,
+                    "annotations": dict((isvc.get("metadata") or {}).get("annotations") or {}),
+                },
+                "spec": {"replicas": 1},
+                "status": {
+                    "observedGeneration": 2 if rolled_out else 1,
+                    "replicas": 1,
+                    "updatedReplicas": 1,
+                    "availableReplicas": 1,
+                },
+            }
+    return deployments

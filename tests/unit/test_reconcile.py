@@ -40,7 +40,14 @@ def run(
 ) -> Plan:
     services = {f.NAME: isvc} if isvc is not None else {}
     return plan(
-        Observation(md=md, now=now, inference_services=services, features=features, slo=slo)
+        Observation(
+            md=md,
+            now=now,
+            inference_services=services,
+            features=features,
+            slo=slo,
+            deployments=f.predictor_deployments(services),
+        )
     )
 
 
@@ -633,7 +640,13 @@ def test_an_apply_failure_stays_degraded_until_the_objects_are_in_place() -> Non
     live = {d["metadata"]["name"]: with_applied_hash(d) for d in again.desired}
     live[f.NAME]["status"] = f.live_isvc()["status"]
     done = plan(
-        Observation(md=md, now=f.LATER, inference_services=live, owned={"InferenceService": live})
+        Observation(
+            md=md,
+            now=f.LATER,
+            inference_services=live,
+            owned={"InferenceService": live},
+            deployments=f.predictor_deployments(live),
+        )
     )
     assert summary(done, "Degraded") == ("False", "AsExpected")
     assert done.status.phase == "Ready"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,6 +137,7 @@ class Cluster:
             now=now,
             inference_services=copy.deepcopy(self.inference_services),
             http_routes=copy.deepcopy(self.http_routes),
+            deployments=f.predictor_deployments(self.inference_services),
             **more,
         )
 
@@ -165,6 +166,11 @@ def start(
     cluster, settled = settle(router, **kwargs)
     started = plan(cluster.observe(after(settled, router, model=model, **kwargs), T0))
     cluster.apply(started.desired, canary_ready=canary_ready)
+    if canary_ready:  # ready at the spec applied: the first step's traffic, at T0 as well
+        ready = plan(cluster.observe(after(started, router, model=model, **kwargs), T0))
+        assert [e.reason for e in ready.events] == ["CanaryReady"]
+        cluster.apply(ready.desired)
+        started = replace(ready, events=started.events + ready.events)
     return cluster, started
 
 
@@ -248,9 +254,25 @@ def test_model_change_starts_a_canary(router: str, expected: tuple[Any, ...]) ->
     assert p.status.canary.hash == V2_HASH
     assert p.status.canary.model is not None
     assert p.status.stable == STABLE
-    assert [e.reason for e in p.events] == ["CanaryStarted"]
+    assert [e.reason for e in p.events] == ["CanaryStarted", "CanaryReady"]
     assert p.status.history[-1].event == "CanaryStarted"
     assert summary(p, "Progressing") == ("True", "CanaryProgressing", "canary v2 at 10% (step 1)")
+
+
+@pytest.mark.parametrize(
+    ("router", "expected"),
+    [
+        ("kserve-raw", (V1_URI, V2_URI, 0)),
+        ("kserve-serverless", (None, V2_URI, 0)),
+        ("gateway-api", (V1_URI, V2_URI, 0)),
+    ],
+)
+def test_a_canary_not_ready_yet_gets_no_traffic(router: str, expected: tuple[Any, ...]) -> None:
+    _, p = start(router, canary_ready=False)
+    assert routing(router, p.desired) == expected
+    assert p.status.canary is not None
+    assert p.status.canary.weight == 0
+    assert [e.reason for e in p.events] == ["CanaryStarted"]
     assert summary(p, "Degraded")[:2] == ("False", "AsExpected")
 
 
@@ -711,6 +733,7 @@ def test_healthy_rollout_ends_ready_on_the_new_model(router: str) -> None:
     run = drive(router, HEALTHY)
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "StepAdvanced",
         "StepAdvanced",
         "StepAdvanced",
@@ -759,6 +782,7 @@ def test_manual_gate_waits_for_the_approval_annotation(router: str) -> None:
     run = drive(router, HEALTHY, rollout={"gate": "manual"}, approve_at=T0 + timedelta(minutes=10))
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "StepAdvanced",
         "StepAdvanced",
         "StepAdvanced",
@@ -782,6 +806,7 @@ def test_faulty_rollout_ends_rolled_back_on_the_old_model(router: str) -> None:
     run = drive(router, FAULTY)
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "AnalysisFailed",
         "AnalysisFailed",
         "FailureLimitReached",

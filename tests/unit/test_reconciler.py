@@ -56,6 +56,17 @@ class FakeKube:
             if k == kind.kind and ns == namespace
         ]
 
+    def list_labelled(self, kind: Kind, namespace: str, owner: str) -> list[Obj]:
+        """KServe's predictor Deployments, as KServe leaves them once it acted on the
+        InferenceServices held here (their annotations copied, rolled out)."""
+        self.calls.append(f"list {kind.kind}")
+        services = {
+            name: o
+            for (k, ns, name), o in self.objects.items()
+            if k == "InferenceService" and ns == namespace
+        }
+        return list(f.predictor_deployments(services).values())
+
     def apply(self, manifest: Obj) -> Obj:
         self.calls.append(f"apply {manifest['kind']}")
         if self.fail_apply is not None:

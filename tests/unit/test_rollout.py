@@ -164,7 +164,7 @@ CASES: dict[str, Case] = {
         state=state(),
         desired=V2,
         phase="Progressing",
-        canary=(0, 10),
+        canary=(0, 0),
         events=("CanaryStarted",),
         history=("CanaryStarted",),
     ),
@@ -173,7 +173,7 @@ CASES: dict[str, Case] = {
         desired=V2,
         settings=replace(SETTINGS, steps=(5, 100)),
         phase="Progressing",
-        canary=(0, 5),
+        canary=(0, 0),
         events=("CanaryStarted",),
         history=("CanaryStarted",),
     ),
@@ -188,7 +188,7 @@ CASES: dict[str, Case] = {
         state=state("RolledBack", rejected=V2),
         desired=V3,
         phase="Progressing",
-        canary=(0, 10),
+        canary=(0, 0),
         events=("CanaryStarted",),
         history=("CanaryStarted",),
     ),
@@ -199,7 +199,7 @@ CASES: dict[str, Case] = {
         observed=ready(50),
         now=at(150),
         phase="Progressing",
-        canary=(0, 10),
+        canary=(0, 0),
         events=("CanarySuperseded", "CanaryStarted"),
         history=("CanarySuperseded", "CanaryStarted"),
     ),
@@ -209,7 +209,7 @@ CASES: dict[str, Case] = {
         settings=GATED,
         observed=ready(50),
         phase="Progressing",
-        canary=(0, 10),
+        canary=(0, 0),
         events=("CanarySuperseded", "CanaryStarted"),
         history=("CanarySuperseded", "CanaryStarted"),
     ),
@@ -545,6 +545,8 @@ def test_second_pass_with_the_same_observation_decides_nothing(name: str) -> Non
     case = CASES[name]
     first = case.run()
     observed = case.observed
+    if "CanaryStarted" in [e.reason for e in first.events]:
+        observed = replace(observed, canary_ready=False)  # the new canary is not applied yet
     if not analysis_due(first.state, case.settings, observed.canary_ready, case.now):
         observed = replace(observed, verdict=None, checks=())
     second = advance(first.state, case.desired, case.settings, observed, case.now)
@@ -571,7 +573,7 @@ def test_canary_started() -> None:
         hash=V2.hash,
         model=V2.model,
         predictor_name=f"r-{(V2.hash or '')[:8]}",
-        weight=10,
+        weight=0,
         step=0,
         started_at=f.NOW_TEXT,
         step_started_at=f.NOW_TEXT,
@@ -797,21 +799,23 @@ def test_healthy_canary_climbs_every_step_to_ready() -> None:
     run = simulate(SETTINGS, lambda _: "pass")
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "StepAdvanced",
         "StepAdvanced",
         "StepAdvanced",
         "Promoting",
         "Promoted",
     ]
-    assert run.weights == [10, 25, 50, 100]
+    assert run.weights == [0, 10, 25, 50, 100]  # no traffic until the canary is ready
     assert run.state == RolloutState(
         stable=ref("v2", predictor_name=f"r-{(V2.hash or '')[:8]}"),
         analysis=run.state.analysis,
     )
     assert run.analyses == 4
-    # each step lasts one interval: analysis at 60s, 120s, 180s, 240s
-    assert run.times["Promoting"] == at(240)
-    assert run.times["Promoted"] == at(270)
+    # ready (and at 10%) at 30s; each step lasts one interval: analysis at 90s ... 270s
+    assert run.times["CanaryReady"] == at(30)
+    assert run.times["Promoting"] == at(270)
+    assert run.times["Promoted"] == at(300)
 
 
 def test_healthy_canary_waits_for_approval_with_a_manual_gate() -> None:
@@ -819,6 +823,7 @@ def test_healthy_canary_waits_for_approval_with_a_manual_gate() -> None:
     run = simulate(gated, lambda _: "pass", approve_at=at(900))
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "StepAdvanced",
         "StepAdvanced",
         "StepAdvanced",
@@ -826,7 +831,7 @@ def test_healthy_canary_waits_for_approval_with_a_manual_gate() -> None:
         "Promoting",
         "Promoted",
     ]
-    assert run.times["AwaitingApproval"] == at(240)
+    assert run.times["AwaitingApproval"] == at(270)
     assert run.times["Promoting"] == at(900)
     assert run.state.canary is None
     assert run.state.stable.version == "v2"
@@ -837,13 +842,14 @@ def test_faulty_canary_is_rolled_back_within_failure_limit_runs(limit: int) -> N
     run = simulate(replace(SETTINGS, failure_limit=limit), lambda _: "fail")
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         *["AnalysisFailed"] * limit,
         "FailureLimitReached",
         "RolledBack",
     ]
     assert run.analyses == limit
-    assert run.weights == [10, 0]
-    assert run.times["FailureLimitReached"] == at(60 * limit)
+    assert run.weights == [0, 10, 0]
+    assert run.times["FailureLimitReached"] == at(30 + 60 * limit)
     assert run.state.phase == "RolledBack"
     assert run.state.canary is None
     assert run.state.stable == V1
@@ -859,6 +865,7 @@ def test_canary_failing_at_a_later_step_never_reaches_full_traffic() -> None:
     run = simulate(SETTINGS, judge)
     assert run.reasons == [
         "CanaryStarted",
+        "CanaryReady",
         "StepAdvanced",
         "StepAdvanced",
         "AnalysisFailed",
@@ -866,14 +873,15 @@ def test_canary_failing_at_a_later_step_never_reaches_full_traffic() -> None:
         "FailureLimitReached",
         "RolledBack",
     ]
-    assert run.weights == [10, 25, 50, 0]
+    assert run.weights == [0, 10, 25, 50, 0]
     assert run.state.phase == "RolledBack"
 
 
 def test_canary_without_metrics_is_rolled_back_after_the_deadline() -> None:
     run = simulate(SETTINGS, lambda _: "hold")
-    assert run.reasons == ["CanaryStarted", "AnalysisNoData", "RolledBack"]
-    assert run.times["AnalysisNoData"] == at(660)  # the first run after 600s, on a 60s cadence
+    assert run.reasons == ["CanaryStarted", "CanaryReady", "AnalysisNoData", "RolledBack"]
+    # the first run more than 600s after traffic started (at 30s), on a 60s cadence
+    assert run.times["AnalysisNoData"] == at(690)
     assert run.state.phase == "RolledBack"
 
 
@@ -934,3 +942,36 @@ def test_analysis_due(current: RolloutState, is_ready: bool, now: datetime, due:
 def test_analysis_due_follows_the_interval(interval: float, due: bool) -> None:
     settings = replace(SETTINGS, interval_seconds=interval)
     assert analysis_due(state("Progressing", canary()), settings, True, at(60)) is due
+
+
+# --- no traffic before readiness -------------------------------------------------------
+
+
+def test_a_started_canary_gets_no_traffic_until_ready() -> None:
+    started = CASES["new-model-starts-canary"].run().state
+    assert started.canary is not None
+    assert started.canary.weight == 0
+    waiting = advance(started, V2, SETTINGS, Observed(canary_ready=False), at(30))
+    assert waiting.state == started
+    assert waiting.events == []
+    assert not analysis_due(started, SETTINGS, True, at(3600))
+
+
+def test_a_ready_canary_gets_the_first_step_and_its_clock_starts() -> None:
+    started = CASES["new-model-starts-canary"].run().state
+    verdict_ignored = Observed(canary_ready=True, verdict="pass", checks=PASSED)
+    d = advance(started, V2, SETTINGS, verdict_ignored, at(45))
+    assert d.state.canary is not None
+    assert (d.state.canary.weight, d.state.canary.step) == (10, 0)
+    assert d.state.canary.step_started_at == text(45)
+    assert [(e.reason, e.message) for e in d.events] == [
+        ("CanaryReady", "canary v2 is ready: weight 0% -> 10%")
+    ]
+
+
+def test_a_canary_never_ready_gets_no_traffic_and_rolls_back_at_the_deadline() -> None:
+    started = CASES["new-model-starts-canary"].run().state
+    d = advance(started, V2, SETTINGS, Observed(canary_ready=False), at(601))
+    assert [e.reason for e in d.events] == ["ProgressDeadlineExceeded"]
+    assert d.state.canary is not None
+    assert d.state.canary.weight == 0

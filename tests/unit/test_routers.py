@@ -329,7 +329,7 @@ def live_objects(
         else:
             obj["status"] = (isvc_status or {}).get(name, {})
             services[name] = obj
-    return LiveObjects(services, routes)
+    return LiveObjects(services, routes, f.predictor_deployments(services))
 
 
 def ready_status(**more: Any) -> dict[str, Any]:
@@ -356,7 +356,7 @@ def edited(
         target.pop(path[-1], None)
     else:
         target[path[-1]] = value
-    return LiveObjects(services, live.http_routes)
+    return LiveObjects(services, live.http_routes, live.deployments)
 
 
 # --- canary_weight() -----------------------------------------------------------------

@@ -70,6 +70,11 @@ Rules the operator needs in every namespace it serves. Each group of rules says 
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, update, patch, delete]
+# Read only: KServe's predictor Deployments, to tell whether KServe has acted on the
+# InferenceService spec Rung applied and rolled it out (readiness at that generation).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch]
 # Retraining pipelines launched as Kubernetes Jobs (level 3). The operator always watches
 # the Jobs it labelled (a finished run reconciles its ModelDeployment at once); starting
 # them is what rbac.retraining.jobs grants.

@@ -14,6 +14,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from rung.plan.live import APPLIED_HASH_ANNOTATION
+
 Path = tuple[str, ...]
 
 #: Annotation values that KServe's defaulting webhook replaces by an equivalent one.
@@ -70,9 +72,6 @@ def covers(live: Any, desired: Any, path: Path = ()) -> bool:
     if isinstance(desired, float) or isinstance(live, float):
         return isinstance(live, int | float) and float(live) == float(desired)
     return bool(live == desired)
-
-
-APPLIED_HASH_ANNOTATION = "rung.dev/applied-hash"
 
 
 def with_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:

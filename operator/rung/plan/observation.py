@@ -107,6 +107,9 @@ class Observation:
     owned: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     """Every live owned object, by kind and name (to tell whether a failed apply is over)."""
 
+    deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """KServe's predictor Deployments of the owned InferenceServices, by name."""
+
     @property
     def live(self) -> LiveObjects:
-        return LiveObjects(self.inference_services, self.http_routes)
+        return LiveObjects(self.inference_services, self.http_routes, self.deployments)

@@ -16,6 +16,7 @@ REFUSED = "Refused"
 
 # Rollout (level 2)
 CANARY_STARTED = "CanaryStarted"
+CANARY_READY = "CanaryReady"
 CANARY_SUPERSEDED = "CanarySuperseded"
 CANARY_ABORTED = "CanaryAborted"
 CANARY_REMOVED = "CanaryRemoved"

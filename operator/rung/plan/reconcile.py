@@ -37,7 +37,7 @@ from rung.plan.inference_service import (
     build_inference_service,
     model_hash,
 )
-from rung.plan.live import annotation
+from rung.plan.live import annotation, knative, predictor_ready, stable_predictor_name
 from rung.plan.monitoring import MonitoringPlan, plan_monitoring
 from rung.plan.observation import AnalysisQuery, ClusterFeatures, Observation, SloReading
 from rung.plan.reads import (
@@ -99,7 +99,9 @@ def plan(obs: Observation) -> Plan:
 
     isvc = obs.inference_services.get(md.name)
     ready = cond.object_condition(isvc, "Ready")
-    is_ready = _serving_ready(isvc, ready, models.stable, models.canary)
+    is_ready = _serving_ready(isvc, ready, models.stable, models.canary) and (
+        knative(isvc) or predictor_ready(obs.live, isvc, stable_predictor_name(isvc))
+    )
     failure = _failure(isvc)
     conditions = _conditions(old.conditions, md, models, is_ready, ready, failure, now)
     conditions, governance_events = governance_conditions(md, conditions, now)

@@ -91,6 +91,8 @@ def analysis_due(
     canary = state.canary
     if canary is None or state.phase != "Progressing" or not canary_ready:
         return False
+    if canary.weight == 0:
+        return False  # no traffic yet: nothing to judge
     return _since(_step_clock(state), now) >= settings.interval_seconds
 
 
@@ -172,6 +174,13 @@ def _progressing(
             message = f"canary {canary.version} not ready within {settings.deadline_seconds:g}s"
             return rollback(state, at, reasons.PROGRESS_DEADLINE_EXCEEDED, message)
         return Decision(state)
+    if canary.weight == 0:
+        # Ready at the generation Rung applied: only now does the canary get traffic.
+        # The first step's clock starts here, so its analysis judges served requests.
+        weight = next((w for w in settings.steps if w > 0), settings.steps[0])
+        first = canary.model_copy(update={"weight": weight, "step": 0, "step_started_at": at})
+        message = f"canary {canary.version} is ready: weight 0% -> {weight}%"
+        return Decision(replace(state, canary=first), [Event(reasons.CANARY_READY, message)])
     if observed.verdict is None:
         return Decision(state)
     analysis = state.analysis or AnalysisStatus()
@@ -294,7 +303,7 @@ def _start(
         hash=desired.hash,
         model=desired.model,
         predictor_name=f"r-{(desired.hash or '')[:8]}",
-        weight=settings.steps[0],
+        weight=0,  # no traffic until the canary is ready at the spec Rung applied
         step=0,
         started_at=at,
         step_started_at=at,

@@ -14,7 +14,7 @@ from typing import Any
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, build_inference_service
-from rung.plan.live import LiveObjects, annotation, condition_true
+from rung.plan.live import LiveObjects, annotation, condition_true, predictor_ready
 from rung.plan.promql import Targets
 from rung.plan.routers.base import Traffic
 
@@ -103,14 +103,18 @@ class GatewayApiRouter:
 
     def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(canary_name(md))
-        return annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash and condition_true(
-            isvc, "Ready"
+        return (
+            annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash
+            and condition_true(isvc, "Ready")
+            and predictor_ready(live, isvc, None)
         )
 
     def promoted(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(md.name)
-        return annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash and condition_true(
-            isvc, "Ready"
+        return (
+            annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash
+            and condition_true(isvc, "Ready")
+            and predictor_ready(live, isvc, None)
         )
 
     def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:

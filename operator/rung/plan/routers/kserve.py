@@ -21,7 +21,15 @@ from rung.plan.inference_service import (
     CanaryVariant,
     build_inference_service,
 )
-from rung.plan.live import LiveObjects, Obj, annotation, condition_true
+from rung.plan.live import (
+    LiveObjects,
+    Obj,
+    annotation,
+    condition_true,
+    predictor_ready,
+    predictor_workload,
+    stable_predictor_name,
+)
 from rung.plan.promql import Targets
 from rung.plan.routers.base import Traffic
 
@@ -119,7 +127,7 @@ class KServeRouter:
         return any(
             s.get("name") == name and s.get("ready")
             for s in ((isvc or {}).get("status") or {}).get("canaryStatuses") or []
-        )
+        ) and predictor_ready(live, isvc, name)
 
     def promoted(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(md.name)
@@ -131,6 +139,10 @@ class KServeRouter:
             annotation(isvc, MODEL_HASH_ANNOTATION) == canary.hash
             and not still_split
             and condition_true(isvc, "Ready")
+            and (
+                md.spec.serving.deployment_mode == "Serverless"
+                or predictor_ready(live, isvc, stable_predictor_name(isvc))
+            )
         )
 
     def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:
@@ -163,7 +175,7 @@ class KServeRouter:
 
 def _workload(isvc: str, predictor_name: str | None) -> str:
     """The predictor Deployment's name in RawDeployment mode."""
-    return f"{isvc}-{predictor_name}-predictor" if predictor_name else f"{isvc}-predictor"
+    return predictor_workload(isvc, predictor_name)
 
 
 def _predictor_status(isvc: Obj | None) -> dict[str, Any]:

@@ -132,6 +132,8 @@ class Reconciler:
         except Exception as error:
             metrics.RECONCILE_ERRORS.labels(KIND, type(error).__name__).inc()
             metrics.RECONCILES.labels(KIND, "error").inc()
+            if not isinstance(error, TransientError) and type(error).__name__ not in UNREPORTED:
+                self._report_failure(namespace, name, error)
             raise
         finally:
             metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
@@ -152,6 +154,43 @@ class Reconciler:
             verdict = {True: "pass", False: "fail", None: "no-data"}[check.passed]
             metrics.ANALYSIS_CHECKS.labels(check.metric, verdict).inc()
         return result
+
+    def _report_failure(self, namespace: str, name: str, error: Exception) -> None:
+        """Make a failed reconcile visible where users look: `Degraded=True` with reason
+        `ReconcileFailed` and the real message, and a Warning Event, once per distinct
+        message (the next successful pass sets Degraded again from the plan). Written on
+        the raw status, so that even a spec the models cannot parse is reported."""
+        message = describe(error)
+        try:
+            body = self.kube.get(MODEL_DEPLOYMENT, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            status = dict(body.get("status") or {})
+            conditions = [dict(c) for c in status.get("conditions") or []]
+            old = next((c for c in conditions if c.get("type") == "Degraded"), None)
+            if old and (old.get("reason"), old.get("message")) == (
+                reasons.RECONCILE_FAILED,
+                message,
+            ):
+                return  # reported already
+            now = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            degraded = {
+                "type": "Degraded",
+                "status": "True",
+                "reason": reasons.RECONCILE_FAILED,
+                "message": message,
+                "lastTransitionTime": (
+                    old["lastTransitionTime"]
+                    if old and old.get("status") == "True" and old.get("lastTransitionTime")
+                    else now
+                ),
+                "observedGeneration": body["metadata"].get("generation"),
+            }
+            conditions = [c for c in conditions if c.get("type") != "Degraded"] + [degraded]
+            stored = self.kube.replace_status(body, {**status, "conditions": conditions})
+            self.events.post(stored, Event(reasons.RECONCILE_FAILED, message, "Warning"))
+        except Exception as report_error:  # the report is best effort; the error is raised
+            log.debug("could not report the failure of %s/%s: %s", namespace, name, report_error)
 
     def _reconcile_with_retries(self, namespace: str, name: str) -> ReconcileResult:
         with self._lock(namespace, name):
@@ -383,7 +422,9 @@ class Reconciler:
         launcher = self._launcher(request.pipeline.type)
         try:
             launcher.launch(request)
-        except PipelineError as error:
+        except Exception as error:  # a PipelineError, or a launcher that broke on the input
+            if not isinstance(error, PipelineError):
+                error = PipelineError(describe(error))
             self._launch_failures[key] = str(error)
             log.warning("launching %s for %s/%s failed: %s", request.run, *key[:2], error)
             events.append(
@@ -401,6 +442,24 @@ class Reconciler:
         result.retraining_runs.append(
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
+
+
+UNREPORTED = ("NotOwnedError",)
+"""Errors that are not the object's fault (another replica owns it now)."""
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for a condition or an Event: a validation error as each
+    field and what is wrong with it, anything else as its type and message."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        ]
+        return f"invalid {error.title}: " + "; ".join(problems)[:900]
+    return f"{type(error).__name__}: {error}"[:1000]
 
 
 def _read(provider: MetricProvider, query: str) -> Reading:

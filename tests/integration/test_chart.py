@@ -642,6 +642,7 @@ OPERATOR_NEEDS = [
     ("create", "argoproj.io", "workflows"),
     ("get", "argoproj.io", "workflows"),
     ("create", "", "events"),
+    ("list", "", "events"),
     *((verb, "apps", "deployments") for verb in ("get", "list", "watch")),
 ]
 

@@ -339,3 +339,52 @@ def test_no_promotion_on_readiness_from_a_previous_generation(
     )
     print(f"recovery: KServe resumed -> promoted in {time.monotonic() - resumed:.1f}s")
     assert md["status"].get("canary") is None
+
+
+# --- 4: launch errors are visible -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_run_whose_pods_are_refused_is_failed_with_the_real_message(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus
+) -> None:
+    """The Job is created, but the Job controller cannot create its pods (a missing
+    ServiceAccount): the run is reported Failed with that message, not left Running."""
+    name = "sa"
+    trainer = {"name": "train", "image": "registry.example/trainer:1"}
+    template = {
+        "backoffLimit": 0,
+        "template": {"spec": {"serviceAccountName": "no-such-account", "containers": [trainer]}},
+    }
+    body = model_deployment(
+        name,
+        namespace,
+        level=3,
+        monitoring={"prometheus": {"url": crafted.url_for(name)}, "interval": "5s"},
+        retraining={"pipeline": {"type": "job", "job": {"template": template}}},
+    )
+    create_md(kube_api, body)
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    started = time.monotonic()
+    patch_md(kube_api, namespace, name, {"metadata": {"annotations": {"rung.dev/retrain": "1"}}})
+
+    def runs(o: Obj) -> list[Obj]:
+        return list(((o.get("status") or {}).get("retraining") or {}).get("runs") or [])
+
+    md = watch_md(
+        kube_api,
+        namespace,
+        name,
+        lambda o: bool(runs(o)) and runs(o)[-1]["outcome"] == "Failed",
+        "the run reported Failed",
+        timeout=90,
+    )
+    print(f"recovery: refused Job pods reported Failed in {time.monotonic() - started:.1f}s")
+    message = runs(md)[-1]["message"]
+    assert "pods cannot be created" in message
+    assert "no-such-account" in message
+    wait_until(
+        lambda: "RetrainingFailed" in reasons(kube_api, namespace, name), "RetrainingFailed Event"
+    )
+    job = client.BatchV1Api(kube_api).read_namespaced_job(runs(md)[-1]["name"], namespace)
+    assert job.spec.suspend is True  # it will not start later behind the report's back

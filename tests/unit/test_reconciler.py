@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, Kind, kind_of
 from rung.metrics import MetricsUnavailableError
@@ -313,3 +314,69 @@ def test_garbage_from_the_provider_is_invalid_not_missing() -> None:
     assert (ready["status"], ready["reason"]) == ("False", "InvalidMeasurement")
     assert "NaN" in ready["message"]
     assert "errorRate" not in status["slo"]
+
+
+# --- every error of a reconcile is a condition and an Event -----------------------------
+
+
+def test_a_reconcile_that_fails_is_degraded_with_the_message_and_one_event() -> None:
+    w = world()
+    del w.md()["spec"]["model"]["storageUri"]  # what the models cannot parse
+    with pytest.raises(ValidationError):
+        w.reconcile()
+    degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ReconcileFailed")
+    assert degraded["message"] == ("invalid ModelDeploymentSpec: model.storageUri: Field required")
+    assert [(e.reason, e.type) for e in w.events.events] == [("ReconcileFailed", "Warning")]
+
+    with pytest.raises(ValidationError):
+        w.reconcile()  # the same failure again: reported once
+    assert len(w.events.events) == 1
+    assert w.kube.writes() == []
+
+    w.md()["spec"]["model"]["storageUri"] = "s3://models/fraud/v1"
+    w.reconcile()
+    degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] != "ReconcileFailed"
+
+
+def test_transient_errors_are_not_reported_as_failures() -> None:
+    w = world()
+    w.kube.conflicts = 10
+    with pytest.raises(TransientError):
+        w.reconcile()
+    assert w.events.events == []
+
+
+def test_a_launcher_that_breaks_on_its_input_is_a_launch_failure_not_a_crash() -> None:
+    from rung.api.resource import RETRAIN_ANNOTATION
+
+    class Broken:
+        name = "job"
+
+        def launch(self, request: Any) -> None:
+            raise ValueError("1 validation error for Job: spec.template Field required")
+
+        def outcome(self, md: Any, run: str) -> Any:
+            from rung.plan.observation import RunOutcome
+
+            return RunOutcome("NotFound")
+
+    pipeline = {"type": "job", "job": {"template": {}}}
+    w = world(
+        level=3,
+        retraining={"pipeline": pipeline},
+        annotations={RETRAIN_ANNOTATION: "1"},
+    )
+    w.reconciler = Reconciler(
+        w.kube,  # type: ignore[arg-type]
+        OperatorSettings(prometheus_url="http://prometheus:9090"),
+        w.events,
+        clock=lambda: w.clock[0],
+        providers=lambda name, url: w.provider,
+        launchers=lambda name: Broken(),  # type: ignore[arg-type,return-value]
+    )
+    w.reconcile()
+    failed = [e for e in w.events.events if e.reason == "RetrainingLaunchFailed"]
+    assert len(failed) == 1
+    assert "ValueError: 1 validation error for Job" in failed[0].message

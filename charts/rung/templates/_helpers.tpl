@@ -91,10 +91,11 @@ Rules the operator needs in every namespace it serves. Each group of rules says 
   resources: [workflows]
   verbs: [get, list, watch, create]
 {{- end }}
-# Decisions are announced as Events.
+# Decisions are announced as Events; a retraining Job's FailedCreate Events (pods refused:
+# a missing ServiceAccount, a quota) are read to report why its run cannot start.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create, patch, get, list]
 {{- end }}
 
 {{/* Cluster-scoped reads of kopf: CRDs, to follow resources installed after start-up. */}}

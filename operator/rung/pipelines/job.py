@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping
 from typing import Any, cast
@@ -92,5 +93,43 @@ class JobLauncher:
             if error.status == 404:
                 return RunOutcome("NotFound")
             raise PipelineError(f"reading Job {run}: {api_error(error)}") from error
-        body = self.batch.api_client.sanitize_for_serialization(job)
-        return job_outcome(cast(dict[str, Any], body), md.uid)
+        body = cast(dict[str, Any], self.batch.api_client.sanitize_for_serialization(job))
+        outcome = job_outcome(body, md.uid)
+        if outcome.state == "Running" and not _has_pods(body):
+            refused = self._pods_refused(body)
+            if refused is not None:
+                self._suspend(body)
+                return RunOutcome("Failed", refused)
+        return outcome
+
+    def _pods_refused(self, job: Mapping[str, Any]) -> str | None:
+        """Why the Job controller cannot create the Job's pods (a `FailedCreate` Event on
+        the Job: a missing ServiceAccount, a quota, a policy), if it says so."""
+        meta = job.get("metadata") or {}
+        selector = f"involvedObject.uid={meta.get('uid')},reason=FailedCreate"
+        try:
+            events = k8s.CoreV1Api(self.batch.api_client).list_namespaced_event(
+                meta.get("namespace", ""), field_selector=selector, limit=5
+            )
+        except ApiException:
+            return None  # not readable (RBAC): the run keeps its Running state
+        messages = [e.message for e in events.items or [] if e.message]
+        if not messages:
+            return None
+        return f"the Job's pods cannot be created: {messages[-1]}"[:1000]
+
+    def _suspend(self, job: Mapping[str, Any]) -> None:
+        """Stop a Job reported failed from creating pods later (best effort)."""
+        meta = job.get("metadata") or {}
+        with contextlib.suppress(ApiException):
+            self.batch.patch_namespaced_job(
+                meta.get("name", ""), meta.get("namespace", ""), {"spec": {"suspend": True}}
+            )
+
+
+def _has_pods(job: Mapping[str, Any]) -> bool:
+    status = job.get("status") or {}
+    return any(
+        int(status.get(key) or 0)
+        for key in ("active", "ready", "succeeded", "failed", "terminating")
+    )

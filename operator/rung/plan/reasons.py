@@ -36,7 +36,8 @@ PROMOTED = "Promoted"
 ROLLING_BACK = "RollingBack"
 ROLLED_BACK = "RolledBack"
 
-# Applying objects
+# Applying objects, reconciling
+RECONCILE_FAILED = "ReconcileFailed"
 APPLY_FAILED = "ApplyFailed"
 APPLY_REFUSED = "ApplyRefused"
 

@@ -17,6 +17,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rung.audit import AuditingEvents
     from rung.cache import CachedKube, ObjectCache
+    from rung.election import FencedApiClient, FencedEvents, FencedLauncher
     from rung.handlers import build_registry
     from rung.kube import CountingApiClient, Kube, KubeEvents, load_config
     from rung.reconciler import Reconciler
@@ -33,17 +34,40 @@ def _run(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds or base.resync_seconds,
         workers=args.workers or base.workers,
         verbose=args.verbose or base.verbose,
+        leader_elect=args.leader_elect or base.leader_elect,
+        lease_namespace=args.lease_namespace or base.lease_namespace,
+        lease_name=args.lease_name or args.peering or base.peering or base.lease_name,
+        shards=args.shards or base.shards,
+        identity=args.identity or base.identity,
     )
     _configure_logging(settings.json_logs, settings.verbose)
-    load_config()
-    api = CountingApiClient()
+    context_namespace = load_config()
+    if settings.peering:
+        logging.getLogger("rung").warning(
+            "--peering is deprecated: kopf peering is not leader election; it now means"
+            " --leader-elect with Leases named %s",
+            settings.lease_name,
+        )
+    elector = _elector(settings, context_namespace) if settings.elects else None
+    api = CountingApiClient() if elector is None else FencedApiClient(elector)
     kube = CachedKube(Kube(api), ObjectCache(settings.namespaces))
-    reconciler = Reconciler(kube, settings, AuditingEvents(KubeEvents(api)))
-    registry = build_registry(reconciler, settings)
+    events: Any = AuditingEvents(KubeEvents(api, elector.config.identity if elector else None))
+    launchers = None
+    if elector is not None:
+        from rung.pipelines import launcher_for
+
+        fence = elector
+        events = FencedEvents(events, fence)
+
+        def launchers(name: str) -> Any:
+            return FencedLauncher(launcher_for(name, api), fence)
+
+    reconciler = Reconciler(kube, settings, events, launchers=launchers)
+    registry = build_registry(reconciler, settings, elector)
     if settings.metrics_port:
         from rung.observability import serve
 
-        serve(settings.metrics_port)
+        serve(settings.metrics_port, routes={"/shards": elector.snapshot} if elector else None)
     logging.getLogger("rung").info(
         "starting rung: namespaces=%s resync=%ss workers=%s prometheus=%s",
         ",".join(settings.namespaces) or "<all>",
@@ -55,11 +79,31 @@ def _run(args: argparse.Namespace) -> int:
         registry=registry,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        standalone=settings.peering is None,
-        peering_name=settings.peering,
+        standalone=True,  # replicas are kept apart by Leases (rung.election), not kopf peering
         liveness_endpoint=settings.liveness_endpoint,
     )
     return 0
+
+
+def _elector(settings: Any, context_namespace: str) -> Any:
+    """The Lease manager of `--leader-elect` / `--shards`, on a client of its own (no
+    retries: a renewal that fails is tried again at the next retry period)."""
+    import os
+
+    from kubernetes import client as k8s
+
+    from rung.election import ElectionConfig, Elector, default_identity
+    from rung.kube import CountingApiClient
+
+    config = k8s.Configuration.get_default_copy()
+    config.retries = False
+    election = ElectionConfig(
+        identity=settings.identity or os.environ.get("POD_NAME") or default_identity(),
+        namespace=settings.lease_namespace or os.environ.get("POD_NAMESPACE") or context_namespace,
+        name=settings.lease_name,
+        shards=settings.shards,
+    )
+    return Elector(CountingApiClient(config), election)
 
 
 def _configure_logging(json_logs: bool, verbose: bool) -> None:
@@ -146,9 +190,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness", help="liveness endpoint URL, e.g. http://0.0.0.0:8080/healthz [RUNG_LIVENESS]"
     )
     run.add_argument("--metrics-port", type=int, help="port of /metrics [RUNG_METRICS_PORT]")
+    run.add_argument("--peering", help=argparse.SUPPRESS)  # deprecated: --leader-elect
     run.add_argument(
-        "--peering",
-        help="kopf peering name for leader election (default: standalone) [RUNG_PEERING]",
+        "--leader-elect",
+        action="store_true",
+        help="high availability: only the holder of a Lease reconciles; run two or more"
+        " replicas [RUNG_LEADER_ELECT]",
+    )
+    run.add_argument(
+        "--shards",
+        type=int,
+        help="split the ModelDeployments into N shards, each owned by one replica through"
+        " its own Lease (implies --leader-elect), default 1 [RUNG_SHARDS]",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        help="namespace of the Leases (default: $POD_NAMESPACE, else the kubeconfig's)"
+        " [RUNG_LEASE_NAMESPACE]",
+    )
+    run.add_argument(
+        "--lease-name", help="prefix of the Lease names, default rung [RUNG_LEASE_NAME]"
+    )
+    run.add_argument(
+        "--identity",
+        help="this replica's name in the Leases (default: $POD_NAME, else hostname-pid)"
+        " [RUNG_IDENTITY]",
     )
     run.add_argument("--prometheus-url", help="default Prometheus [RUNG_PROMETHEUS_URL]")
     run.add_argument(

@@ -11,6 +11,9 @@
   it reads nothing from the API server and writes only what drifted.
 - Event handlers are coroutines: they run in the event loop with the work queue
   (which is not thread-safe), never in kopf's thread pool.
+- With leader election (rung.election), only objects whose shard this replica owns
+  are queued and reconciled; a shard acquired queues its objects, a shard lost or
+  released is no longer handed out (and its writes are refused).
 - Only event handlers are registered: kopf keeps no progress or
   diff-base annotations, so Rung's own status writes are the only writes.
 No decisions here.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -29,8 +32,9 @@ import kopf
 from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from rung.cache import CachedKube
+from rung.election import Elector, NotOwnedError
 from rung.kube import MODEL_DEPLOYMENT, OWNED_KINDS, READ_KINDS, Kind
-from rung.reconciler import Reconciler, TransientError
+from rung.reconciler import Reconciler, ReconcileResult, TransientError
 from rung.settings import OperatorSettings
 from rung.workqueue import WorkQueue
 
@@ -41,10 +45,14 @@ Key = tuple[str, str]
 class Controller:
     """The work queue and its workers around one Reconciler."""
 
-    def __init__(self, reconciler: Reconciler, settings: OperatorSettings) -> None:
+    def __init__(
+        self, reconciler: Reconciler, settings: OperatorSettings, elector: Elector | None = None
+    ) -> None:
         self.reconciler = reconciler
         self.settings = settings
+        self.elector = elector
         self.queue: WorkQueue[Key] = WorkQueue()
+        self._in_flight: set[Key] = set()
         self._last_error: dict[Key, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -56,9 +64,24 @@ class Controller:
         kube = self.reconciler.kube
         return kube if isinstance(kube, CachedKube) else None
 
+    def owns(self, key: Key) -> bool:
+        """Whether this replica reconciles `key` (always, without leader election)."""
+        return self.elector is None or self.elector.owns(key)
+
     def enqueue(self, namespace: str | None, name: str | None, after: float = 0.0) -> None:
-        if namespace and name:
+        if namespace and name and self.owns((namespace, name)):
             self.queue.add((namespace, name), after)
+
+    def claim(self, owned: Callable[[Key], bool]) -> None:
+        """A shard was acquired: queue every known object of it."""
+        kube = self.kube
+        for key in kube.cache.keys(MODEL_DEPLOYMENT) if kube is not None else []:
+            if owned(key):
+                self.enqueue(*key)
+
+    def busy(self, owned: Callable[[Key], bool]) -> bool:
+        """Whether a reconcile of such an object is running."""
+        return any(owned(key) for key in self._in_flight)
 
     async def start(self) -> None:
         """Prime the caches, queue every ModelDeployment, start workers and the resync."""
@@ -74,8 +97,12 @@ class Controller:
             for i in range(self.settings.workers)
         ]
         self._tasks.append(asyncio.create_task(self._resync(), name="rung-resync"))
+        if self.elector is not None:
+            self._tasks.append(asyncio.create_task(self.elector.run(self), name="rung-election"))
 
     async def stop(self) -> None:
+        if self.elector is not None:
+            await self.elector.stop(self)  # fences closed, Leases released for the others
         self.queue.shutdown()
         for task in self._tasks:
             task.cancel()
@@ -86,19 +113,36 @@ class Controller:
         loop = asyncio.get_running_loop()
         while True:
             key = await self.queue.get()
+            if not self.owns(key):  # its shard was lost or released since it was queued
+                self.queue.forget(key)
+                self.queue.done(key)
+                continue
+            self._in_flight.add(key)
             try:
-                result = await loop.run_in_executor(self._pool, self.reconciler.reconcile, *key)
+                result = await loop.run_in_executor(self._pool, self._reconcile, key)
             except Exception as error:
                 self._failed(key, error)
             else:
                 self._recovered(key)
                 if result.requeue_after is not None:
-                    self.queue.add(key, result.requeue_after)
+                    self.enqueue(*key, after=result.requeue_after)
             finally:
+                self._in_flight.discard(key)
                 self.queue.done(key)
+
+    def _reconcile(self, key: Key) -> ReconcileResult:
+        """One reconcile, in a worker thread; its writes are fenced by the elector."""
+        if self.elector is None:
+            return self.reconciler.reconcile(*key)
+        with self.elector.reconciling(key):
+            return self.reconciler.reconcile(*key)
 
     def _failed(self, key: Key, error: Exception) -> None:
         """Retry with backoff; log once per distinct error (not once per attempt)."""
+        if isinstance(error, NotOwnedError):  # the owner now is another replica
+            log.info("reconcile of %s/%s stopped: %s", *key, error)
+            self.queue.forget(key)
+            return
         delay = self.queue.backoff(key)
         self.queue.add(key, delay)
         text = f"{type(error).__name__}: {error}"
@@ -126,10 +170,12 @@ class Controller:
                 self.enqueue(*key)
 
 
-def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.OperatorRegistry:
+def build_registry(
+    reconciler: Reconciler, settings: OperatorSettings, elector: Elector | None = None
+) -> kopf.OperatorRegistry:
     """A kopf registry whose watch events feed the cache and the work queue."""
     registry = kopf.OperatorRegistry()
-    controller = Controller(reconciler, settings)
+    controller = Controller(reconciler, settings, elector)
     _register_startup(registry, controller)
     _register_model_deployments(registry, controller)
     for kind in (*OWNED_KINDS, *READ_KINDS):

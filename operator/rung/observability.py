@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 RECONCILES = Counter(
     "rung_reconciles",
@@ -46,8 +56,51 @@ API_REQUESTS = Counter(
 RETRAINING_RUNS = Counter(
     "rung_retraining_runs", "Retraining runs, by launcher and outcome.", ["launcher", "outcome"]
 )
+SHARD_OWNED = Gauge(
+    "rung_shard_owned",
+    "1 while this replica owns the shard (holds its Lease, renewed within the renew"
+    " deadline), else 0. With one shard (leader election), 1 on the leader.",
+    ["shard"],
+)
+SHARDS_OWNED = Gauge("rung_shards_owned", "Shards this replica owns now.")
+LEASE_TRANSITIONS = Counter(
+    "rung_lease_transitions",
+    "Shard Leases acquired, released (rebalancing, stopping) or lost (not renewed in"
+    " time, taken by another replica).",
+    ["event"],
+)
 
 
-def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:
-    """Serve /metrics on all interfaces at `port` (in a background thread)."""
-    start_http_server(port, registry=registry)
+def serve(
+    port: int,
+    registry: CollectorRegistry = REGISTRY,
+    routes: Mapping[str, Callable[[], Any]] | None = None,
+) -> None:
+    """Serve /metrics on all interfaces at `port` (in a background thread); each of
+    `routes` (path -> callable) answers GET with the callable's result as JSON."""
+    if not routes:
+        start_http_server(port, registry=registry)
+        return
+    import json
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        route = routes.get(environ.get("PATH_INFO", ""))
+        if route is None or environ.get("REQUEST_METHOD") != "GET":
+            return list(metrics_app(environ, start_response))
+        body = json.dumps(route(), indent=1).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = make_server("0.0.0.0", port, app, ThreadingWSGIServer, handler_class=Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rung-metrics").start()

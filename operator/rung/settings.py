@@ -19,7 +19,8 @@ class OperatorSettings:
     metrics_port: int | None = None
     """Serve the operator's Prometheus metrics on this port (RUNG_METRICS_PORT)."""
     peering: str | None = None
-    """kopf peering object name for leader election; None runs standalone (RUNG_PEERING)."""
+    """Deprecated (RUNG_PEERING): kopf peering is not leader election. Setting it now
+    turns on `leader_elect`, with Leases named after it."""
     prometheus_url: str | None = None
     """Prometheus used when a ModelDeployment names none (RUNG_PROMETHEUS_URL)."""
     resync_seconds: float = 300.0
@@ -30,6 +31,24 @@ class OperatorSettings:
     """Reconciles that may run at once, on different objects (RUNG_WORKERS)."""
     verbose: bool = False
     """Debug logging (RUNG_VERBOSE)."""
+    leader_elect: bool = False
+    """High availability (RUNG_LEADER_ELECT): only the holder of a coordination.k8s.io
+    Lease reconciles and writes; the other replicas stand by with warm caches."""
+    lease_namespace: str | None = None
+    """Where the Leases live (RUNG_LEASE_NAMESPACE); default $POD_NAMESPACE, else the
+    kubeconfig context's or the service account's namespace."""
+    lease_name: str = "rung"
+    """Prefix of the Lease names (RUNG_LEASE_NAME): replicas with one prefix share the work."""
+    shards: int = 1
+    """Shards of the ModelDeployments, each owned through its own Lease (RUNG_SHARDS); more
+    than one turns on leader election per shard."""
+    identity: str | None = None
+    """This replica among the others (RUNG_IDENTITY); default hostname-pid."""
+
+    @property
+    def elects(self) -> bool:
+        """Whether replicas coordinate through Leases."""
+        return self.leader_elect or self.shards > 1 or self.peering is not None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -50,4 +69,9 @@ class OperatorSettings:
             resync_seconds=float(env.get("RUNG_RESYNC_SECONDS") or 300.0),
             workers=int(env.get("RUNG_WORKERS") or 8),
             verbose=flag("RUNG_VERBOSE"),
+            leader_elect=flag("RUNG_LEADER_ELECT"),
+            lease_namespace=env.get("RUNG_LEASE_NAMESPACE") or None,
+            lease_name=env.get("RUNG_LEASE_NAME") or "rung",
+            shards=int(env.get("RUNG_SHARDS") or 1),
+            identity=env.get("RUNG_IDENTITY") or None,
         )

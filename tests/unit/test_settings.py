@@ -29,6 +29,11 @@ def test_every_setting_has_an_environment_variable() -> None:
             "RUNG_PROMETHEUS_URL": "http://prometheus:9090",
             "RUNG_RESYNC_SECONDS": "5",
             "RUNG_VERBOSE": "1",
+            "RUNG_LEADER_ELECT": "true",
+            "RUNG_LEASE_NAMESPACE": "rung-system",
+            "RUNG_LEASE_NAME": "rung-prod",
+            "RUNG_SHARDS": "4",
+            "RUNG_IDENTITY": "rung-0",
         }
     )
     assert settings.namespaces == ("team-a", "team-b")
@@ -39,6 +44,25 @@ def test_every_setting_has_an_environment_variable() -> None:
     assert settings.prometheus_url == "http://prometheus:9090"
     assert settings.resync_seconds == 5.0
     assert settings.verbose is True
+    assert (settings.leader_elect, settings.lease_namespace, settings.lease_name) == (
+        True,
+        "rung-system",
+        "rung-prod",
+    )
+    assert (settings.shards, settings.identity) == (4, "rung-0")
+
+
+@pytest.mark.parametrize(
+    ("settings", "elects"),
+    [
+        (OperatorSettings(), False),  # one replica, as before: no Lease at all
+        (OperatorSettings(leader_elect=True), True),
+        (OperatorSettings(shards=3), True),
+        (OperatorSettings(peering="rung"), True),  # deprecated: now means leader election
+    ],
+)
+def test_when_replicas_coordinate_through_leases(settings: OperatorSettings, elects: bool) -> None:
+    assert settings.elects is elects
 
 
 @pytest.mark.parametrize(
@@ -55,6 +79,11 @@ def test_every_setting_has_an_environment_variable() -> None:
         (["run", "--prometheus-url", "http://p:9090"], "prometheus_url", "http://p:9090"),
         (["run", "--resync-seconds", "2"], "resync_seconds", 2.0),
         (["run", "--metrics-port", "9090"], "metrics_port", 9090),
+        (["run", "--leader-elect"], "leader_elect", True),
+        (["run", "--shards", "3"], "shards", 3),
+        (["run", "--lease-namespace", "rung-system"], "lease_namespace", "rung-system"),
+        (["run", "--lease-name", "rung-prod"], "lease_name", "rung-prod"),
+        (["run", "--identity", "rung-0"], "identity", "rung-0"),
     ],
 )
 def test_run_flags(argv: list[str], attr: str, value: object) -> None:

@@ -33,6 +33,7 @@ from cloudevents.http import CloudEvent
 
 from rung import observability as metrics
 from rung.api.resource import ModelDeployment
+from rung.egress import UrlPolicy
 from rung.plan.events import Event, timestamp
 from rung.plan.explainability import audit_sink
 
@@ -122,8 +123,11 @@ class AuditingEvents:
         backoff: float = 0.5,
         max_pending: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        egress: UrlPolicy | None = None,
     ) -> None:
         self.inner = inner
+        self.egress = egress or UrlPolicy()
+        self._refused: set[str] = set()
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -168,6 +172,13 @@ class AuditingEvents:
             md = ModelDeployment.from_body(body)
             sink = audit_sink(md)
             if sink is None:
+                return
+            refusal = self.egress.refusal(sink)
+            if refusal is not None:
+                metrics.AUDIT_EVENTS.labels("refused").inc()
+                if sink not in self._refused:  # once per sink, not per decision
+                    self._refused.add(sink)
+                    log.warning("audit: decisions for %s not sent: %s", what, refusal)
                 return
             headers, data = to_structured(decision_event(md, event, self.clock()))
         except Exception as error:  # a malformed object must not stop the reconciler

@@ -17,6 +17,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from rung.audit import AuditingEvents
     from rung.cache import CachedKube, ObjectCache
+    from rung.egress import UrlPolicy
     from rung.election import FencedApiClient, FencedEvents, FencedLauncher
     from rung.handlers import build_registry
     from rung.kube import CountingApiClient, Kube, KubeEvents, load_config
@@ -31,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port or base.metrics_port,
         peering=args.peering or base.peering,
         prometheus_url=args.prometheus_url or base.prometheus_url,
+        allowed_hosts=tuple(args.allowed_hosts or ()) or base.allowed_hosts,
         resync_seconds=args.resync_seconds or base.resync_seconds,
         workers=args.workers or base.workers,
         verbose=args.verbose or base.verbose,
@@ -51,7 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     elector = _elector(settings, context_namespace) if settings.elects else None
     api = CountingApiClient() if elector is None else FencedApiClient(elector)
     kube = CachedKube(Kube(api), ObjectCache(settings.namespaces))
-    events: Any = AuditingEvents(KubeEvents(api, elector.config.identity if elector else None))
+    events: Any = AuditingEvents(
+        KubeEvents(api, elector.config.identity if elector else None),
+        egress=UrlPolicy.parse(settings.allowed_hosts),
+    )
     launchers = None
     if elector is not None:
         from rung.pipelines import launcher_for
@@ -217,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         " [RUNG_IDENTITY]",
     )
     run.add_argument("--prometheus-url", help="default Prometheus [RUNG_PROMETHEUS_URL]")
+    run.add_argument(
+        "--allowed-hosts",
+        type=lambda text: [h.strip() for h in text.split(",") if h.strip()],
+        help="hosts (name, *.domain) and networks (CIDR) that URLs in ModelDeployments may"
+        " name for the operator to call; default: any [RUNG_ALLOWED_HOSTS]",
+    )
     run.add_argument(
         "--resync-seconds",
         type=float,

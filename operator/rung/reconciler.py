@@ -15,7 +15,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rung import observability as metrics
 from rung.api.resource import ModelDeployment
+from rung.api.spec import Pipeline
 from rung.api.status import CheckResult, ModelDeploymentStatus
+from rung.egress import UrlPolicy
 from rung.kube import (
     DEPLOYMENT,
     HTTP_ROUTE,
@@ -94,6 +96,8 @@ class Reconciler:
     ) -> None:
         self.kube = kube
         self.settings = settings
+        self.egress = UrlPolicy.parse(settings.allowed_hosts)
+        """Which URLs named by ModelDeployments the operator may call (--allowed-hosts)."""
         self.events = events
         self.clock = clock
         self.providers = providers
@@ -303,6 +307,10 @@ class Reconciler:
         queries = to_read.promql()
         if not queries or not to_read.prometheus_url:
             return {}
+        url = to_read.prometheus_url
+        refusal = None if url == self.settings.prometheus_url else self.egress.refusal(url)
+        if refusal is not None:  # the spec's Prometheus, not the operator's own
+            return {query: Reading(error=f"refused: {refusal}") for query in queries}
         provider = self._provider(to_read.prometheus_url)
         readings: dict[str, Reading] = {}
         unavailable: Reading | None = None
@@ -393,6 +401,14 @@ class Reconciler:
             self._launchers[name] = self._launcher_factory(name)
         return self._launchers[name]
 
+    def _pipeline_refusal(self, pipeline: Pipeline) -> str | None:
+        """Why the pipeline's endpoint may not be called (--allowed-hosts), if so."""
+        if pipeline.webhook is not None and pipeline.type == "webhook":
+            return self.egress.refusal(pipeline.webhook.url)
+        if pipeline.kubeflow_pipeline is not None and pipeline.type == "kubeflow-pipeline":
+            return self.egress.refusal(pipeline.kubeflow_pipeline.endpoint)
+        return None
+
     def _run_outcomes(self, md: ModelDeployment, runs: tuple[str, ...]) -> dict[str, RunOutcome]:
         """What the launcher reports about each run; unreadable ones are left out."""
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
@@ -400,8 +416,11 @@ class Reconciler:
             return {}
         launcher = self._launcher(pipeline.type)
         outcomes: dict[str, RunOutcome] = {}
+        refusal = self._pipeline_refusal(pipeline)
         for run in runs:
             try:
+                if refusal is not None:
+                    raise PipelineError(f"refused: {refusal}")
                 outcome = launcher.outcome(md, run)
             except PipelineError as error:
                 log.warning("retraining run %s/%s: %s", md.namespace, run, error)
@@ -421,6 +440,9 @@ class Reconciler:
         key = (md.namespace, md.name, request.run)
         launcher = self._launcher(request.pipeline.type)
         try:
+            refusal = self._pipeline_refusal(request.pipeline)
+            if refusal is not None:
+                raise PipelineError(f"refused: {refusal}")
             launcher.launch(request)
         except Exception as error:  # a PipelineError, or a launcher that broke on the input
             if not isinstance(error, PipelineError):

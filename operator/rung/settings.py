@@ -23,6 +23,10 @@ class OperatorSettings:
     turns on `leader_elect`, with Leases named after it."""
     prometheus_url: str | None = None
     """Prometheus used when a ModelDeployment names none (RUNG_PROMETHEUS_URL)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Hosts (`name`, `*.domain`) and networks (CIDR) that URLs in ModelDeployments may
+    name for the operator to call: Prometheus, audit sink, webhook and Kubeflow Pipelines
+    endpoints (RUNG_ALLOWED_HOSTS, comma separated); empty allows every host."""
     resync_seconds: float = 300.0
     """The safety net (RUNG_RESYNC_SECONDS): every ModelDeployment is queued this often
     even without changes. Rollouts, SLO snapshots and triggers do not wait for it: each
@@ -66,6 +70,9 @@ class OperatorSettings:
             metrics_port=int(port) if port else None,
             peering=env.get("RUNG_PEERING") or None,
             prometheus_url=env.get("RUNG_PROMETHEUS_URL") or None,
+            allowed_hosts=tuple(
+                h.strip() for h in env.get("RUNG_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
             resync_seconds=float(env.get("RUNG_RESYNC_SECONDS") or 300.0),
             workers=int(env.get("RUNG_WORKERS") or 8),
             verbose=flag("RUNG_VERBOSE"),

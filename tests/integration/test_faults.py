@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from integration_kit import (
     is_condition,
     model_deployment,
     patch_md,
+    run_operator,
     wait_until,
     watch_md,
 )
@@ -388,3 +390,45 @@ def test_a_run_whose_pods_are_refused_is_failed_with_the_real_message(
     )
     job = client.BatchV1Api(kube_api).read_namespaced_job(runs(md)[-1]["name"], namespace)
     assert job.spec.suspend is True  # it will not start later behind the report's back
+
+
+# --- outbound URLs: --allowed-hosts -----------------------------------------------------
+
+
+def test_urls_outside_the_allowed_hosts_are_never_called(
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    restart_namespace: str,
+    crafted: CraftedPrometheus,
+    tmp_path: Path,
+) -> None:
+    """An operator allowed to call `localhost` only: a ModelDeployment naming
+    127.0.0.1 (the same server, by address) is refused without a request."""
+    namespace = restart_namespace
+    port = crafted.base_url.rsplit(":", 1)[1]
+    crafted.set("ok", "value:0.5")
+    crafted.set("bad", "value:0.5")
+    ok = model_deployment("ok", namespace, level=1)
+    ok["spec"]["monitoring"] = {"prometheus": {"url": f"http://localhost:{port}/ok"}}
+    bad = model_deployment("bad", namespace, level=1)
+    bad["spec"]["monitoring"] = {"prometheus": {"url": f"http://127.0.0.1:{port}/bad"}}
+    args = ("--verbose", "-n", namespace)
+    env = {"RUNG_ALLOWED_HOSTS": "localhost"}
+    with run_operator(kubeconfig, tmp_path / "op.log", *args, env=env):
+        create_md(kube_api, ok)
+        create_md(kube_api, bad)
+        watch_md(
+            kube_api, namespace, "ok", lambda o: is_condition(o, "MonitoringReady", "True"), "ok"
+        )
+        md = watch_md(
+            kube_api,
+            namespace,
+            "bad",
+            lambda o: is_condition(o, "MonitoringReady", "False"),
+            "refused",
+        )
+    message = condition(md, "MonitoringReady")["message"]  # type: ignore[index]
+    assert "refused" in message
+    assert "not among the operator's allowed hosts (localhost" in message
+    assert crafted.queries.get("bad", 0) == 0
+    assert crafted.queries.get("ok", 0) > 0

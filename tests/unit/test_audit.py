@@ -319,3 +319,17 @@ def test_unreachable_sink_is_a_counted_failure() -> None:
     assert sink.flush(5)
     sink.close()
     assert counted("failed") == before + 1
+
+
+def test_a_sink_outside_the_allowed_hosts_is_never_called(caplog: pytest.LogCaptureFixture) -> None:
+    from rung.egress import UrlPolicy
+
+    inner, sender = Recorder(), FakeSender()
+    sink = auditing(sender, inner, egress=UrlPolicy(("*.monitoring.svc",)))
+    sink.post(body(), STEP)
+    sink.post(body(), STEP)
+    assert sink.flush(5)
+    assert inner.posted == ["StepAdvanced", "StepAdvanced"]  # Kubernetes Events still go out
+    assert sender.calls == []
+    refused = [r for r in caplog.records if "not among the operator's allowed hosts" in r.message]
+    assert len(refused) == 1  # once per sink

@@ -380,3 +380,37 @@ def test_a_launcher_that_breaks_on_its_input_is_a_launch_failure_not_a_crash() -
     failed = [e for e in w.events.events if e.reason == "RetrainingLaunchFailed"]
     assert len(failed) == 1
     assert "ValueError: 1 validation error for Job" in failed[0].message
+
+
+# --- outbound URLs: --allowed-hosts ------------------------------------------------------
+
+
+def test_a_prometheus_outside_the_allowed_hosts_is_never_called() -> None:
+    w = world(level=1, monitoring={"prometheus": {"url": "http://169.254.169.254/"}})
+    w.reconciler = Reconciler(
+        w.kube,  # type: ignore[arg-type]
+        OperatorSettings(
+            prometheus_url="http://prometheus:9090", allowed_hosts=("*.monitoring.svc",)
+        ),
+        w.events,
+        clock=lambda: w.clock[0],
+        providers=lambda name, url: w.provider,
+    )
+    w.reconcile()
+    assert w.provider.asked == []
+    ready = next(c for c in w.md()["status"]["conditions"] if c["type"] == "MonitoringReady")
+    assert ready["status"] == "False"
+    assert "refused: http://169.254.169.254/: host 169.254.169.254 is not among" in ready["message"]
+
+
+def test_the_operators_own_prometheus_is_trusted() -> None:
+    w = world(level=1)
+    w.reconciler = Reconciler(
+        w.kube,  # type: ignore[arg-type]
+        OperatorSettings(prometheus_url="http://prometheus:9090", allowed_hosts=("10.0.0.0/8",)),
+        w.events,
+        clock=lambda: w.clock[0],
+        providers=lambda name, url: w.provider,
+    )
+    w.reconcile()
+    assert len(w.provider.asked) == 3

@@ -34,6 +34,7 @@ def test_every_setting_has_an_environment_variable() -> None:
             "RUNG_LEASE_NAME": "rung-prod",
             "RUNG_SHARDS": "4",
             "RUNG_IDENTITY": "rung-0",
+            "RUNG_ALLOWED_HOSTS": "*.monitoring.svc, 10.0.0.0/8",
         }
     )
     assert settings.namespaces == ("team-a", "team-b")
@@ -50,6 +51,7 @@ def test_every_setting_has_an_environment_variable() -> None:
         "rung-prod",
     )
     assert (settings.shards, settings.identity) == (4, "rung-0")
+    assert settings.allowed_hosts == ("*.monitoring.svc", "10.0.0.0/8")
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,7 @@ def test_when_replicas_coordinate_through_leases(settings: OperatorSettings, ele
         (["run", "--lease-namespace", "rung-system"], "lease_namespace", "rung-system"),
         (["run", "--lease-name", "rung-prod"], "lease_name", "rung-prod"),
         (["run", "--identity", "rung-0"], "identity", "rung-0"),
+        (["run", "--allowed-hosts", "a.svc,10.0.0.0/8"], "allowed_hosts", ["a.svc", "10.0.0.0/8"]),
     ],
 )
 def test_run_flags(argv: list[str], attr: str, value: object) -> None:

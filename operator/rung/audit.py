@@ -45,7 +45,7 @@ EVENT_TYPE_PREFIX = "dev.rung.decision."
 class EventSink(Protocol):
     """Where decisions are announced (as `rung.reconciler.EventSink`)."""
 
-    def post(self, body: dict[str, Any], event: Event) -> None: ...
+    def post(self, body: dict[str, Any], event: Event) -> bool | None: ...
 
 
 class Sender(Protocol):
@@ -80,15 +80,18 @@ class HttpSender:
 
 def decision_event(md: ModelDeployment, event: Event, now: datetime) -> CloudEvent:
     """The CloudEvent announcing `event`, taken on `md` (as it is after the decision)."""
-    at = timestamp(now)
+    at = event.time or timestamp(now)
     status = md.status
+    attributes = {
+        "type": EVENT_TYPE_PREFIX + event.reason.lower(),
+        "source": f"rung/{md.namespace}/{md.name}",
+        "subject": md.spec.model.version,
+        "time": at,
+    }
+    if event.id:
+        attributes["id"] = event.id  # a delivery again after a restart keeps its id
     return CloudEvent(
-        {
-            "type": EVENT_TYPE_PREFIX + event.reason.lower(),
-            "source": f"rung/{md.namespace}/{md.name}",
-            "subject": md.spec.model.version,
-            "time": at,
-        },
+        attributes,
         {
             "reason": event.reason,
             "message": event.message,
@@ -108,6 +111,11 @@ class _Delivery:
     headers: Mapping[str, str]
     body: bytes
     what: str
+    id: str | None = None
+
+
+STATES_KEPT = 10_000
+"""Delivery states remembered (by event id) before the settled ones are forgotten."""
 
 
 class AuditingEvents:
@@ -128,6 +136,14 @@ class AuditingEvents:
         self.inner = inner
         self.egress = egress or UrlPolicy()
         self._refused: set[str] = set()
+        self._posted: set[str] = set()
+        """Event ids whose Kubernetes Event the inner sink delivered."""
+        self._audits: dict[str, str] = {}
+        """Event id -> "pending" (queued or being sent) or "done" (delivered, or refused
+        by the sink). Unknown or given up: sent (again) on the next post."""
+        self._state_lock = threading.Lock()
+        self._failing: dict[str, str] = {}
+        """Sinks whose last delivery failed, with why (logged once per change)."""
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -138,11 +154,19 @@ class AuditingEvents:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def post(self, body: dict[str, Any], event: Event) -> None:
+    def post(self, body: dict[str, Any], event: Event) -> bool:
+        """Post the Kubernetes Event and queue the audit CloudEvent; True once both are
+        delivered (an event with an id may be posted again until then: each part is
+        done once)."""
+        posted: bool | None = True
         try:
-            self.inner.post(body, event)
+            if event.id is None or event.id not in self._posted:
+                posted = self.inner.post(body, event)
+                if posted is not False and event.id is not None:
+                    self._posted.add(event.id)
         finally:
-            self._audit(body, event)
+            audited = self._audit(body, event)
+        return posted is not False and audited
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued decision was delivered or given up; False on timeout."""
@@ -165,33 +189,55 @@ class AuditingEvents:
             self._queue.put_nowait(None)
         self._thread.join(timeout=max(timeout, 0.1))
 
-    def _audit(self, body: Mapping[str, Any], event: Event) -> None:
+    def _audit(self, body: Mapping[str, Any], event: Event) -> bool:
+        """Queue the decision's CloudEvent; whether it is settled (delivered, or nothing
+        to send). An event with an id is queued once while pending."""
+        if event.id is not None:
+            with self._state_lock:
+                state = self._audits.get(event.id)
+            if state is not None:
+                return state == "done"
         meta = body.get("metadata") or {}
         what = f"{event.reason} on {meta.get('namespace')}/{meta.get('name')}"
         try:
             md = ModelDeployment.from_body(body)
             sink = audit_sink(md)
             if sink is None:
-                return
+                return True
             refusal = self.egress.refusal(sink)
             if refusal is not None:
                 metrics.AUDIT_EVENTS.labels("refused").inc()
                 if sink not in self._refused:  # once per sink, not per decision
                     self._refused.add(sink)
                     log.warning("audit: decisions for %s not sent: %s", what, refusal)
-                return
+                return True
             headers, data = to_structured(decision_event(md, event, self.clock()))
         except Exception as error:  # a malformed object must not stop the reconciler
             metrics.AUDIT_EVENTS.labels("invalid").inc()
             log.warning("audit: cannot build the CloudEvent for %s: %s", what, error)
-            return
+            return True
+        self._set_state(event.id, "pending")
         try:
-            self._queue.put_nowait(_Delivery(sink, dict(headers), bytes(data), what))
+            self._queue.put_nowait(_Delivery(sink, dict(headers), bytes(data), what, event.id))
         except queue.Full:
+            self._set_state(event.id, None)
             metrics.AUDIT_EVENTS.labels("dropped").inc()
             log.warning("audit: %d decisions queued; dropped %s", self._queue.maxsize, what)
-            return
+            return event.id is None  # an outboxed decision is queued again next time
         self._ensure_thread()
+        return event.id is None  # without an id, nobody waits for the delivery
+
+    def _set_state(self, event_id: str | None, state: str | None) -> None:
+        if event_id is None:
+            return
+        with self._state_lock:
+            if state is None:
+                self._audits.pop(event_id, None)
+            else:
+                self._audits[event_id] = state
+            if len(self._audits) > STATES_KEPT:
+                for key in [k for k, v in self._audits.items() if v == "done"]:
+                    del self._audits[key]
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
@@ -227,9 +273,23 @@ class AuditingEvents:
             if 200 <= status < 300:
                 metrics.AUDIT_EVENTS.labels("delivered").inc()
                 log.debug("audit: sent %s to %s", item.what, item.url)
+                if self._failing.pop(item.url, None) is not None:
+                    log.info("audit: %s accepts decisions again", item.url)
+                self._set_state(item.id, "done")
                 return
             problem = f"HTTP {status}"
             if status < 500 and status not in (408, 429):
-                break  # the sink refuses this event; retrying will not help
+                self._set_state(item.id, "done")  # the sink refuses this event for good
+                break  # retrying will not help
+        else:
+            self._set_state(item.id, None)  # given up for now: an outboxed one is sent again
         metrics.AUDIT_EVENTS.labels("failed").inc()
-        log.warning("audit: %s could not be sent to %s: %s", item.what, item.url, problem)
+        repeated = self._failing.get(item.url) == problem
+        self._failing[item.url] = problem
+        log.log(
+            logging.DEBUG if repeated else logging.WARNING,  # once per sink and problem
+            "audit: %s could not be sent to %s: %s",
+            item.what,
+            item.url,
+            problem,
+        )

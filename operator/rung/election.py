@@ -872,7 +872,7 @@ class FencedApiClient(CountingApiClient):
 
 
 class _EventSink(Protocol):
-    def post(self, body: dict[str, Any], event: Any) -> None: ...
+    def post(self, body: dict[str, Any], event: Any) -> Any: ...
 
 
 class FencedEvents:
@@ -882,9 +882,9 @@ class FencedEvents:
         self.inner = inner
         self.elector = elector
 
-    def post(self, body: dict[str, Any], event: Any) -> None:
+    def post(self, body: dict[str, Any], event: Any) -> Any:
         self.elector.check_write(f"Event {getattr(event, 'reason', '')}")
-        self.inner.post(body, event)
+        return self.inner.post(body, event)  # False: not delivered yet (status.outbox)
 
 
 class FencedLauncher:

@@ -93,25 +93,35 @@ def _resource(url: str) -> str:
 class KubeEvents:
     """Posts decisions as core/v1 Events on the ModelDeployment, from component `rung`.
 
-    Events are best effort, as in every controller: a failure is logged, never raised,
-    and the decision stays recorded in status.history.
+    A failure is logged (once per distinct error and object, then at debug level), never
+    raised; `post` returns False so that the decision stays in status.outbox and is
+    posted again. An event with an id is named `<name>.<id>`: posting it again finds it
+    there (409), which counts as delivered.
     """
 
     def __init__(self, api_client: k8s.ApiClient, instance: str | None = None) -> None:
         import socket
+        import threading
 
         self.core = k8s.CoreV1Api(api_client)
         self.instance = instance or socket.gethostname()
+        self._failing: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
 
-    def post(self, body: dict[str, Any], event: Event) -> None:
+    def post(self, body: dict[str, Any], event: Event) -> bool:
         from datetime import UTC, datetime
 
         meta = body["metadata"]
         now = datetime.now(UTC)
+        name = (
+            {"name": f"{meta['name']}.{event.id}"}
+            if event.id
+            else {"generateName": f"{meta['name']}."}
+        )
         manifest = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {**name, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": MODEL_DEPLOYMENT.api_version,
                 "kind": MODEL_DEPLOYMENT.kind,
@@ -129,17 +139,28 @@ class KubeEvents:
             "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "count": 1,
         }
+        key = (meta["namespace"], meta["name"])
         try:
             self.core.create_namespaced_event(meta["namespace"], cast(Any, manifest))
         except ApiException as error:
-            log.warning(
-                "Event %s for %s/%s not posted: %s %s",
-                event.reason,
-                meta["namespace"],
-                meta["name"],
-                error.status,
-                error.reason,
-            )
+            if error.status == 409 and event.id:
+                return True  # posted before (by this operator or the one before it)
+            self._failed(key, event, f"{error.status} {error.reason}")
+            return False
+        except Exception as error:  # unreachable API server: urllib3 errors
+            self._failed(key, event, f"{type(error).__name__}: {str(error)[:200]}")
+            return False
+        with self._lock:
+            if self._failing.pop(key, None) is not None:
+                log.info("Events for %s/%s are posted again", *key)
+        return True
+
+    def _failed(self, key: tuple[str, str], event: Event, why: str) -> None:
+        with self._lock:
+            repeated = self._failing.get(key) == why
+            self._failing[key] = why
+        level = logging.DEBUG if repeated else logging.WARNING
+        log.log(level, "Event %s for %s/%s not posted: %s", event.reason, *key, why)
 
 
 class Kube:

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from rung import observability as metrics
 from rung.api.resource import ModelDeployment
 from rung.api.spec import Pipeline
-from rung.api.status import CheckResult, ModelDeploymentStatus
+from rung.api.status import OUTBOX_LIMIT, CheckResult, ModelDeploymentStatus, OutboxEntry
 from rung.egress import UrlPolicy
 from rung.kube import (
     DEPLOYMENT,
@@ -50,15 +50,20 @@ from rung.settings import OperatorSettings
 log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
 APPLY_RETRY_SECONDS = 5.0
+OUTBOX_RETRY_SECONDS = 2.0
 """How soon a failed apply is tried again."""
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 
 
 class EventSink(Protocol):
-    """Where decisions are announced (kopf's Event poster in the operator)."""
+    """Where decisions are announced (a Kubernetes Event, and the audit sink).
 
-    def post(self, body: dict[str, Any], event: Event) -> None: ...
+    `post` returns False when the announcement is not (yet) fully delivered, so that
+    its outbox entry stays; None or True: delivered. Posting an event with an `id`
+    again must be harmless (the Event and CloudEvent are named by it)."""
+
+    def post(self, body: dict[str, Any], event: Event) -> bool | None: ...
 
 
 class TransientError(RuntimeError):
@@ -226,12 +231,17 @@ class Reconciler:
             result.analysis_checks = list(the_plan.status.analysis.checks)
         # Decisions are committed to status before the world is changed to match
         # them: a restarted operator resumes from status and re-applies, so no
-        # step is skipped or repeated, whatever moment it was stopped at.
-        body = self._write_status(body, the_plan.status, result)
+        # step is skipped or repeated, whatever moment it was stopped at. Their
+        # announcements go into status.outbox in the same write, and leave it once
+        # delivered: none is lost when the operator stops in between.
+        decided = list(the_plan.events)
+        outbox = [*md.status.outbox, *_outbox_entries(decided, now)]
+        body = self._write_status(body, _outboxed(the_plan.status, outbox), result)
+        late: list[Event] = []  # launch failures: announced directly (relaunches repeat them)
         if the_plan.launch is not None:
-            self._launch(the_plan.launch, the_plan.events, result)
+            self._launch(the_plan.launch, late, result)
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
-        for event in the_plan.events:
+        for event in decided:
             outcome = reasons.RETRAINING_OUTCOMES.get(event.reason)
             if outcome and pipeline is not None:
                 result.retraining_runs.append((pipeline.type, outcome))
@@ -242,16 +252,24 @@ class Reconciler:
             failed, failure_events = after_apply_failure(
                 the_plan.status, failures, md.generation, now
             )
-            if failed.wire() != (body.get("status") or {}):
+            if _outboxed(failed, outbox).wire() != (body.get("status") or {}):
                 log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
-                the_plan.events.extend(failure_events)
-            body = self._write_status(body, failed, result)
+                decided.extend(failure_events)
+                outbox += _outbox_entries(failure_events, now)
+            body = self._write_status(body, _outboxed(failed, outbox), result)
         elif the_plan.status_when_applied is not None:
-            body = self._write_status(body, the_plan.status_when_applied, result)
-        for event in the_plan.events:
+            body = self._write_status(body, _outboxed(the_plan.status_when_applied, outbox), result)
+        for event in late:
             self.events.post(body, event)
-        result.events = the_plan.events
+        body = self._deliver(body, outbox, result)
+        result.events = decided + late
         result.requeue_after = self._requeue_after(body, live, now)
+        if (body.get("status") or {}).get("outbox"):
+            # An audit CloudEvent still on its way: look again soon, to clear the outbox.
+            after = result.requeue_after
+            result.requeue_after = (
+                min(after, OUTBOX_RETRY_SECONDS) if after else OUTBOX_RETRY_SECONDS
+            )
         if failures:
             # A refusal may clear without a change Rung can see (a policy lifted, a
             # webhook back): try again soon, writing nothing while it repeats.
@@ -323,6 +341,23 @@ class Reconciler:
             if readings[query].error is not None and not readings[query].invalid:
                 unavailable = readings[query]
         return readings
+
+    def _deliver(
+        self, body: dict[str, Any], outbox: list[OutboxEntry], result: ReconcileResult
+    ) -> dict[str, Any]:
+        """Post every outbox entry (idempotent by id); write the outbox without those now
+        fully delivered. Returns the object as stored."""
+        if not outbox:
+            return body
+        remaining = []
+        for entry in outbox:
+            event = Event(entry.reason, entry.message, entry.type, id=entry.id, time=entry.time)
+            if self.events.post(body, event) is False:
+                remaining.append(entry)
+        if len(remaining) == len(outbox):
+            return body
+        stored = ModelDeploymentStatus.model_validate(body.get("status") or {})
+        return self._write_status(body, stored.model_copy(update={"outbox": remaining}), result)
 
     def _write_status(
         self, body: dict[str, Any], status: ModelDeploymentStatus, result: ReconcileResult
@@ -464,6 +499,25 @@ class Reconciler:
         result.retraining_runs.append(
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
+
+
+def _outbox_entries(events: list[Event], now: datetime) -> list[OutboxEntry]:
+    import uuid
+
+    at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [
+        OutboxEntry(
+            id=uuid.uuid4().hex[:16], reason=e.reason, message=e.message, type=e.type, time=at
+        )
+        for e in events
+    ]
+
+
+def _outboxed(status: ModelDeploymentStatus, outbox: list[OutboxEntry]) -> ModelDeploymentStatus:
+    """`status` carrying `outbox` (bounded: the oldest entries beyond the limit go)."""
+    if len(outbox) > OUTBOX_LIMIT:
+        log.warning("outbox over %d entries: the oldest are dropped undelivered", OUTBOX_LIMIT)
+    return status.model_copy(update={"outbox": outbox[-OUTBOX_LIMIT:]})
 
 
 UNREPORTED = ("NotOwnedError",)

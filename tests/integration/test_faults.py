@@ -13,6 +13,7 @@ Each test prints what it measured (`recovery: ...`); docs/reliability.md quotes 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -395,6 +396,7 @@ def test_a_run_whose_pods_are_refused_is_failed_with_the_real_message(
 # --- outbound URLs: --allowed-hosts -----------------------------------------------------
 
 
+@pytest.mark.usefixtures("rung_crds")
 def test_urls_outside_the_allowed_hosts_are_never_called(
     kube_api: client.ApiClient,
     kubeconfig: str,
@@ -432,3 +434,156 @@ def test_urls_outside_the_allowed_hosts_are_never_called(
     assert "not among the operator's allowed hosts (localhost" in message
     assert crafted.queries.get("bad", 0) == 0
     assert crafted.queries.get("ok", 0) > 0
+
+
+# --- no lost decisions: the outbox -------------------------------------------------------
+
+
+class Sink:
+    """An audit sink (CloudEvents over HTTP) that can be told to fail (503)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from cloudevents.http import from_http
+
+        from testbed.loopback import LoopbackServer, QuietHandler
+
+        self.events: list[Any] = []
+        self.failing = False
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+                data = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if sink.failing:
+                    self.send_response(503)
+                else:
+                    with sink.lock:
+                        sink.events.append(from_http(dict(self.headers), data))
+                    self.send_response(202)
+                self.end_headers()
+
+        self.server = LoopbackServer(Handler, "/events")
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def ids(self, reason: str) -> list[str]:
+        with self.lock:
+            return [e["id"] for e in self.events if e.data["reason"] == reason]
+
+
+@contextlib.contextmanager
+def events_refused(api: client.ApiClient, namespace: str) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy refusing every Event created in `namespace` (an Event
+    API that fails while decisions are taken)."""
+    admission = client.AdmissionregistrationV1Api(api)
+    name = f"refuse-events-{namespace}"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["events"],
+                        }
+                    ],
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    },
+                },
+                "validations": [{"expression": "false", "message": "Events refused by the test"}],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        }
+    )
+    core = client.CoreV1Api(api)
+    probe = {
+        "metadata": {"generateName": "probe.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "probe",
+            "namespace": namespace,
+        },
+        "reason": "Probe",
+        "message": "probe",
+    }
+
+    def refused() -> bool:
+        try:
+            core.create_namespaced_event(namespace, probe)
+        except client.exceptions.ApiException as error:
+            if "Events refused by the test" in str(error.body):
+                return True
+            raise
+        return False
+
+    wait_until(refused, "the Event refusal in force")
+    try:
+        yield
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+        wait_until(lambda: not refused(), "Events accepted again")
+
+
+@pytest.mark.usefixtures("rung_crds")
+def test_decisions_not_delivered_when_the_operator_dies_are_delivered_after_restart(
+    kube_api: client.ApiClient, kubeconfig: str, restart_namespace: str, tmp_path: Path
+) -> None:
+    """The Event API refuses and the audit sink fails while Rung decides; the operator is
+    SIGKILLed; the next operator delivers both, with the ids the decision was given."""
+    namespace, name = restart_namespace, "outbox"
+    sink = Sink()
+    body = model_deployment(name, namespace, level=0)
+    body["spec"]["maturity"]["overrides"] = {"payloadLogging": True}
+    args = ("--verbose", "-n", namespace)
+    with sink.server:
+        body["spec"]["explainability"] = {"payloadLogging": {"url": sink.url}}
+        sink.failing = True
+        with events_refused(kube_api, namespace):
+            with run_operator(kubeconfig, tmp_path / "op1.log", *args) as first:
+                create_md(kube_api, body)
+                md = watch_md(
+                    kube_api,
+                    namespace,
+                    name,
+                    lambda o: bool((o.get("status") or {}).get("outbox")),
+                    "a decision in the outbox",
+                )
+                time.sleep(2)  # several delivery attempts, all failing
+                first.process.kill()  # SIGKILL: no goodbye
+                first.process.wait()
+            pending = md["status"]["outbox"]
+            assert [e["reason"] for e in pending] == ["Deploying"]
+        sink.failing = False
+        with run_operator(kubeconfig, tmp_path / "op2.log", *args):
+            restarted = time.monotonic()
+            watch_md(
+                kube_api,
+                namespace,
+                name,
+                lambda o: not (o.get("status") or {}).get("outbox"),
+                "the outbox delivered",
+            )
+            took = time.monotonic() - restarted
+            print(f"recovery: undelivered decisions delivered {took:.1f}s after the restart")
+            wait_until(lambda: sink.ids("Deploying"), "the CloudEvent")
+    entry = pending[0]
+    event = client.CoreV1Api(kube_api).read_namespaced_event(f"{name}.{entry['id']}", namespace)
+    assert (event.reason, event.type) == ("Deploying", "Normal")
+    assert set(sink.ids("Deploying")) == {entry["id"]}  # re-sent with its id: de-duplicable

@@ -333,3 +333,41 @@ def test_a_sink_outside_the_allowed_hosts_is_never_called(caplog: pytest.LogCapt
     assert sender.calls == []
     refused = [r for r in caplog.records if "not among the operator's allowed hosts" in r.message]
     assert len(refused) == 1  # once per sink
+
+
+# --- outboxed decisions: delivered once each part, by id ------------------------------
+
+
+def test_an_outboxed_decision_is_delivered_once_with_its_id() -> None:
+    inner, sender = Recorder(), FakeSender()
+    sink = auditing(sender, inner)
+    event = Event("StepAdvanced", "canary v2: weight 20% -> 50%", id="abc123", time=f.NOW_TEXT)
+    first = sink.post(body(), event)
+    assert sink.flush(5)
+    again = sink.post(body(), event)
+    assert (first, again) == (False, True)  # pending, then delivered
+    assert inner.posted == ["StepAdvanced"]  # the Kubernetes Event once
+    ((_, headers, data, _),) = sender.calls  # the CloudEvent once
+    received = from_http(headers, data)
+    assert (received["id"], received["time"]) == ("abc123", f.NOW_TEXT)
+
+
+def test_an_outboxed_decision_given_up_is_sent_again_on_the_next_post() -> None:
+    sender = FakeSender(OSError("down"), OSError("down"), 202)
+    sink = auditing(sender, attempts=2)
+    event = Event("Promoted", "v2 is now stable", id="p1")
+    assert sink.post(body(), event) is False
+    assert sink.flush(5)
+    assert sink.post(body(), event) is False  # given up before: queued again
+    assert sink.flush(5)
+    assert sink.post(body(), event) is True
+    assert len(sender.calls) == 3
+
+
+def test_the_kubernetes_event_not_delivered_is_not_delivered() -> None:
+    class Down(Recorder):
+        def post(self, body: dict[str, Any], event: Event) -> bool:  # type: ignore[override]
+            return False
+
+    sink = auditing(FakeSender(), Down())
+    assert sink.post(body(status={}), Event("Promoted", "x", id="k1")) is False

@@ -102,9 +102,14 @@ class FakeKube:
 @dataclass
 class Recorder:
     events: list[Event] = field(default_factory=list)
+    down: bool = False
+    """Answer False (not delivered), as the Event poster does while the API refuses."""
 
-    def post(self, body: Obj, event: Event) -> None:
+    def post(self, body: Obj, event: Event) -> bool:
+        if self.down:
+            return False
         self.events.append(event)
+        return True
 
 
 @dataclass
@@ -161,9 +166,15 @@ def test_read_plan_apply_then_idle() -> None:
 
     first = w.reconcile()
     assert first.applied == ["InferenceService/fraud"]
-    assert w.kube.writes() == ["status ModelDeployment", "apply InferenceService"]
+    # the decision and its announcement (status.outbox), the apply, the outbox cleared
+    assert w.kube.writes() == [
+        "status ModelDeployment",
+        "apply InferenceService",
+        "status ModelDeployment",
+    ]
     assert [e.reason for e in w.events.events] == ["Deploying"]
     assert w.md()["status"]["phase"] == "Progressing"
+    assert not w.md()["status"].get("outbox")
 
     w.make_isvc_ready()
     second = w.reconcile()
@@ -182,7 +193,7 @@ def test_a_conflict_on_the_status_write_reads_again_and_retries() -> None:
     result = w.reconcile()
     assert result.status_written
     assert w.kube.calls.count("get ModelDeployment") == 2
-    assert w.kube.calls.count("status ModelDeployment") == 2
+    assert w.kube.calls.count("status ModelDeployment") == 3  # 409, written, outbox cleared
 
 
 def test_conflicts_that_persist_are_transient_errors() -> None:
@@ -414,3 +425,40 @@ def test_the_operators_own_prometheus_is_trusted() -> None:
     )
     w.reconcile()
     assert len(w.provider.asked) == 3
+
+
+# --- the outbox: announcements are not lost ------------------------------------------
+
+
+def test_an_announcement_not_delivered_stays_in_the_outbox_until_it_is() -> None:
+    w = world()
+    w.events.down = True
+    w.reconcile()
+    (entry,) = w.md()["status"]["outbox"]
+    assert (entry["reason"], entry["type"]) == ("Deploying", "Normal")
+    assert entry["time"] == "2025-03-01T12:00:00Z"
+
+    w.events.down = False
+    w.reconcile()  # the next pass (a restarted operator alike) delivers it, with its id
+    assert [(e.reason, e.id, e.time) for e in w.events.events] == [
+        ("Deploying", entry["id"], entry["time"])
+    ]
+    assert not w.md()["status"].get("outbox")
+
+
+def test_an_outbox_left_by_a_stopped_operator_is_delivered_by_the_next() -> None:
+    w = world()
+    w.reconcile()
+    w.md()["status"]["outbox"] = [
+        {
+            "id": "0123456789abcdef",
+            "reason": "Promoted",
+            "message": "v2 is now stable",
+            "type": "Normal",
+            "time": "2025-03-01T11:59:00Z",
+        }
+    ]
+    w.events.events.clear()
+    w.reconcile()
+    assert [(e.reason, e.id) for e in w.events.events] == [("Promoted", "0123456789abcdef")]
+    assert not w.md()["status"].get("outbox")

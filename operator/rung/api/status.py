@@ -212,6 +212,24 @@ class HistoryEntry(ApiModel):
     """Model version it concerned."""
 
 
+OUTBOX_LIMIT = 100
+
+
+class OutboxEntry(ApiModel):
+    """A decision announced but not yet delivered (its Event, its audit CloudEvent)."""
+
+    id: str
+    """Delivery id: the Event is named `<name>.<id>`, the CloudEvent's id is this."""
+    reason: str
+    """The Event's reason."""
+    message: str
+    """The Event's message."""
+    type: Literal["Normal", "Warning"] = "Normal"
+    """Normal or Warning."""
+    time: str
+    """When it was decided."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment, written only by the operator."""
 
@@ -243,3 +261,7 @@ class ModelDeploymentStatus(ApiModel):
     """The last decisions, newest last."""
     conditions: list[Condition] = []
     """Ready, Progressing, Degraded, MonitoringReady, ..."""
+    outbox: Annotated[list[OutboxEntry], Field(max_length=OUTBOX_LIMIT)] = []
+    """Decisions written here with the state they belong to and removed once their Event
+    (and audit CloudEvent) is delivered: an operator that stops in between delivers them
+    when it starts again (at least once, de-duplicated by id)."""

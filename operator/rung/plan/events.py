@@ -16,6 +16,11 @@ class Event:
     reason: str
     message: str
     type: Literal["Normal", "Warning"] = "Normal"
+    id: str | None = None
+    """Set once the decision is in status.outbox: delivery is idempotent by this id (the
+    Kubernetes Event's name, the CloudEvent's id)."""
+    time: str | None = None
+    """When it was decided (RFC 3339), for a delivery after a restart."""
 
 
 @dataclass(frozen=True)

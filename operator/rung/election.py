@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -271,6 +272,9 @@ class Moves:
 
     acquire: tuple[int, ...] = ()
     release: tuple[int, ...] = ()
+    spare: tuple[int, ...] = ()
+    """Other free shards, in order of preference: tried when another replica was
+    faster to one of `acquire` (both wanted it), so nobody waits a retry period."""
     target: int = 0
     """How many shards this replica should own."""
     waiting_for: str | None = None
@@ -316,7 +320,10 @@ def plan_shards(
     if len(held) < target:
         free = [s for s in range(shards) if holders.get(s) is None and s not in held]
         free.sort(key=lambda s: -_score(me.identity, s))
-        return Moves(acquire=tuple(sorted(free[: target - len(held)])), target=target)
+        wanted = target - len(held)
+        return Moves(
+            acquire=tuple(sorted(free[:wanted])), spare=tuple(free[wanted:]), target=target
+        )
     return Moves(target=target)
 
 
@@ -496,9 +503,11 @@ class Elector:
                 workers.busy(self._in_shard(t.shard)) for t in held
             ):
                 await asyncio.sleep(0.05)
-            for tenure in held:
-                await self._release(tenure.shard, "stopping")
-            await self._call(self._delete_member)
+            for tenure in held:  # one that fails (no API server): the rest expire by themselves
+                if not await self._release(tenure.shard, "stopping"):
+                    break
+            else:
+                await self._call(self._delete_member)
         self._executor.shutdown(wait=False)
 
     def _next_wait(self) -> float:
@@ -550,8 +559,10 @@ class Elector:
             waited = self._clock() - (tenure.releasing_since or 0.0)
             if not workers.busy(self._in_shard(shard)) or waited > RELEASE_WAIT:
                 await self._release(shard, "rebalanced")
-        for shard in moves.acquire:
-            if await self._acquire(shard):
+        wanted = len(moves.acquire)
+        for shard in (*moves.acquire, *moves.spare):
+            if wanted and await self._acquire(shard):
+                wanted -= 1
                 workers.claim(self._in_shard(shard))
         await self._forget_stale_members()
         self._update_gauges()
@@ -700,12 +711,13 @@ class Elector:
         self._open(shard, sent)
         return True
 
-    async def _release(self, shard: int, why: str) -> None:
+    async def _release(self, shard: int, why: str) -> bool:
+        """Close the tenure and clear the Lease's holder; False when that failed."""
         name = self.config.shard_lease(shard)
         record = self._records.get(name)
         self._close(shard, why)
         if record is None or record.holder != self.config.identity:
-            return
+            return True
         spec = {
             "holderIdentity": None,
             "leaseDurationSeconds": 1,
@@ -718,8 +730,9 @@ class Elector:
             stored = await self._call(self._write, record, spec)
         except _ERRORS as error:
             self._failed(f"releasing {name}", error)  # it expires by itself
-            return
+            return False
         self._store(stored, sent)
+        return True
 
     async def _renew_member(self) -> None:
         name = self.config.member_lease()
@@ -857,18 +870,56 @@ def _micro_time() -> str:
 # --- guards: every write of a reconcile goes through one of these ---------------------------
 
 
+WRITE_TIMEOUT = (2.0, 60.0)
+"""(connect, read) seconds of a fenced write. A write is checked against the fence, then
+sent at most 2 s later (a new connection may take that long), so it reaches the API
+server before anyone else may own the object: the fence closes at the renew deadline
+(10 s), a standby acts 13 s after the renewal at the earliest."""
+
+
 class FencedApiClient(CountingApiClient):
     """The reconciler's API client: every request other than a read must come from a
-    reconcile of an object whose shard this replica owns (`Elector.check_write`)."""
+    reconcile of an object whose shard this replica owns (`Elector.check_write`).
+
+    Writes go through a client of their own without urllib3's retries (a retry would
+    send the write again after the check, perhaps after the fence closed) and with a
+    bounded connect time (WRITE_TIMEOUT). Reads keep the client's retries.
+    """
 
     def __init__(self, elector: Elector, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.elector = elector
+        writes = copy.copy(self.configuration)
+        writes.retries = False
+        split: Any = _SplitRest(self.rest_client, k8s.rest.RESTClientObject(writes))
+        self.rest_client = split
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if method.upper() not in READ_METHODS:
             self.elector.check_write(f"{method} {url.split('?')[0]}")
         return super().call_api(method, url, *args, **kwargs)
+
+
+class _SplitRest:
+    """Reads to one REST client, writes to another (without retries, with a timeout)."""
+
+    def __init__(self, reads: Any, writes: Any) -> None:
+        self.reads = reads
+        self.writes = writes
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() in READ_METHODS:
+            return self.reads.request(method, url, *args, **kwargs)
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = WRITE_TIMEOUT
+        return self.writes.request(method, url, *args, **kwargs)
+
+    def close(self) -> None:
+        self.reads.close()
+        self.writes.close()
+
+    def __getattr__(self, name: str) -> Any:  # pool_manager and the like: the reads'
+        return getattr(self.reads, name)
 
 
 class _EventSink(Protocol):

@@ -254,17 +254,18 @@ def operator_args(manifests: list[Obj], health_port: int, metrics_port: int) -> 
     return out
 
 
-def operator_env(manifests: list[Obj], pod_name: str) -> dict[str, str]:
+def operator_env(manifests: list[Obj], pod_name: str, namespace: str) -> dict[str, str]:
     """The chart Deployment's container environment, as the kubelet would resolve it for
-    a Pod called `pod_name`."""
+    a Pod called `pod_name` in `namespace`."""
     deployment = find(manifests, "Deployment")[0]
     env = {}
     for var in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
         else:
-            assert var["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, var
-            env[var["name"]] = pod_name
+            field = var["valueFrom"]["fieldRef"]["fieldPath"]
+            assert field in ("metadata.name", "metadata.namespace"), var
+            env[var["name"]] = pod_name if field == "metadata.name" else namespace
     return env
 
 
@@ -303,11 +304,16 @@ class ChartOperator:
         assert not denied, "the operator was refused:\n" + "\n".join(denied[:10])
 
 
+def pod_name(release: Release) -> str:
+    """The name the operator's Pod would have (its identity in the Leases)."""
+    return f"{release.name}-7d4b9c-x2x9z"
+
+
 @contextlib.contextmanager
 def chart_operator_for(release: Release, log: Path, *extra: str) -> Iterator[ChartOperator]:
     health_port, metrics_port = free_port(), free_port()
     args = [*operator_args(release.manifests, health_port, metrics_port), *extra]
-    env = operator_env(release.manifests, f"{release.name}-7d4b9c-x2x9z")
+    env = operator_env(release.manifests, pod_name(release), release.namespace)
     with run_operator(str(release.kubeconfig), log, *args, env=env) as process:
         yield ChartOperator(release, process, health_port, metrics_port)
     print(f"operator log: {log}")
@@ -663,6 +669,8 @@ NOT_NEEDED = [
     ("create", "", "serviceaccounts/token"),
     ("create", "kopf.dev", "clusterkopfpeerings"),
     ("patch", "kopf.dev", "kopfpeerings"),
+    ("create", "coordination.k8s.io", "leases"),  # only in the release namespace
+    ("update", "coordination.k8s.io", "leases"),
 ]
 
 
@@ -751,95 +759,23 @@ def test_retraining_launchers_can_be_switched_off(
 
 # --- namespaced mode ----------------------------------------------------------------------
 
-KOPF_PEERING_CRDS = [
-    {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "scope": scope,
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-    for kind, plural, scope in [
-        ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-        ("KopfPeering", "kopfpeerings", "Namespaced"),
-    ]
-]
+
+def test_peering_is_refused_with_a_pointer_to_leader_election(helm: Path) -> None:
+    """kopf peering is not leader election: the chart no longer offers it."""
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        render(helm, "rung", "rung-system", "peering.enabled=true")
+
+    assert "kopf peering is not leader election" in refused.value.stderr
+    assert "leaderElection" in refused.value.stderr
 
 
-def install_kopf_peering_crds(api: client.ApiClient) -> None:
-    """kopf's peering CRDs (as in kopf's peering.yaml), Established."""
-    apply_manifests(api, KOPF_PEERING_CRDS)
-    ext = client.ApiextensionsV1Api(api)
-    for crd in KOPF_PEERING_CRDS:
-        wait_until(
-            lambda n=crd["metadata"]["name"]: any(  # type: ignore[misc]
-                c.type == "Established" and c.status == "True"
-                for c in (ext.read_custom_resource_definition(n).status.conditions or [])
-            ),
-            f"CRD {crd['metadata']['name']} established",
-        )
-
-
-def test_cluster_wide_peering_adds_the_peering_object_and_access_to_it(
-    kube_api: client.ApiClient, kubeconfig: str, helm: Path, namespace: str, tmp_path: Path
-) -> None:
-    install_kopf_peering_crds(kube_api)
-    peering = f"rung-{uuid.uuid4().hex[:6]}"  # cluster-scoped: unique per test run
-    with installed(
-        kube_api,
-        helm,
-        kubeconfig,
-        tmp_path,
-        namespace,
-        "peering.enabled=true",
-        f"peering.name={peering}",
-    ) as release:
-        api = release.api()
-        granted = [
-            can_i(api, verb, "kopf.dev", "clusterkopfpeerings", None)
-            for verb in ("get", "list", "watch", "patch")
-        ]
-        created = custom(kube_api).get_cluster_custom_object(
-            "kopf.dev", "v1", "clusterkopfpeerings", peering
-        )
-        create = can_i(api, "create", "kopf.dev", "clusterkopfpeerings", None)
-        args = operator_args(release.manifests, 8080, 9090)
-
-    assert all(granted)
-    assert not create  # the chart creates the object; the operator only announces itself
-    assert created["metadata"]["name"] == peering
-    assert f"--peering={peering}" in args
-
-
-def test_namespaced_mode_with_peering_serves_its_namespace_only(
+def test_namespaced_mode_serves_its_namespace_only(
     kube_api: client.ApiClient,
     kubeconfig: str,
     helm: Path,
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    install_kopf_peering_crds(kube_api)
     with installed(
         kube_api,
         helm,
@@ -847,7 +783,6 @@ def test_namespaced_mode_with_peering_serves_its_namespace_only(
         tmp_path,
         namespace,
         f"watchNamespaces={{{namespace}}}",
-        "peering.enabled=true",
     ) as release:
         assert not [
             r
@@ -858,23 +793,73 @@ def test_namespaced_mode_with_peering_serves_its_namespace_only(
             create_md(kube_api, model_deployment("iris", namespace))
             wait_until(lambda: get_isvc(kube_api, namespace, "iris"), "InferenceService")
             watch_md(kube_api, namespace, "iris", lambda o: phase(o) == "Ready", "phase Ready")
-            peering = wait_until(
-                lambda: (
-                    custom(kube_api)
-                    .get_namespaced_custom_object(
-                        "kopf.dev", "v1", namespace, "kopfpeerings", "rung"
-                    )
-                    .get("status")
-                ),
-                "the operator announced in its KopfPeering",
-            )
-
-            assert list(peering) == [f"{release.name}-7d4b9c-x2x9z"]  # POD_ID
             delete_model_deployments(kube_api, namespace)  # while its operator runs
             op.assert_no_forbidden()
             api = release.api()
             assert not can_i(api, "list", GROUP, PLURAL, "default")
             assert not can_i(api, "list", GROUP, PLURAL, None)
+
+
+# --- high availability --------------------------------------------------------------------
+
+
+def test_two_replicas_by_default_kept_apart_by_a_lease(
+    kube_api: client.ApiClient, chart_operator: ChartOperator
+) -> None:
+    """Two replicas, one active: the holder of a Lease in the release namespace (the
+    chart's RBAC allows Leases there and nowhere else; its POD_NAME is the identity)."""
+    release = chart_operator.release
+    deployment = find(release.manifests, "Deployment")[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {var["name"]: var for var in container["env"]}
+    lease = f"{release.name}-leader"
+
+    holder = wait_until(
+        lambda: (
+            client.CoordinationV1Api(kube_api)
+            .read_namespaced_lease(lease, release.namespace)
+            .spec.holder_identity
+        ),
+        "the operator holds its Lease",
+    )
+
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "--leader-elect" in container["args"]
+    assert f"--lease-name={release.name}" in container["args"]
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert holder == pod_name(release)
+    api = release.api()
+    verbs = ("get", "list", "create", "update", "delete")
+    assert all(can_i(api, v, "coordination.k8s.io", "leases", release.namespace) for v in verbs)
+    assert not can_i(api, "create", "coordination.k8s.io", "leases", "default")
+    assert find(release.manifests, "PodDisruptionBudget")[0]["spec"]["maxUnavailable"] == 1
+    assert chart_operator.metric("rung_shards_owned") == 1
+    chart_operator.assert_no_forbidden()
+
+
+def test_sharding_and_a_single_replica_render(helm: Path) -> None:
+    sharded = render(helm, "rung", "rung-system", "replicaCount=3", "shards=6")
+    single = render(helm, "rung", "rung-system", "replicaCount=1", "leaderElection.enabled=false")
+
+    args = find(sharded, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith(("--leader", "--lease", "--shards"))] == [
+        "--leader-elect",
+        "--lease-name=rung",
+        "--shards=6",
+    ]
+    deployment = find(single, "Deployment")[0]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not [
+        a
+        for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        if a.startswith("--leader")
+    ]
+    assert find(single, "Role") == []
+    assert find(single, "PodDisruptionBudget") == []
+    with pytest.raises(subprocess.CalledProcessError):
+        render(helm, "rung", "rung-system", "leaderElection.enabled=false")  # two replicas
 
 
 # --- the Deployment -----------------------------------------------------------------------

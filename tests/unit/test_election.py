@@ -276,6 +276,14 @@ def test_plan(
     assert plan_shards(me, holders, members, held) == moves
 
 
+def test_other_free_shards_are_spares_when_another_replica_was_faster() -> None:
+    members = [m("a"), m("b"), m("c")]
+    moves = plan_shards(m("b"), {0: "a", 1: None, 2: None}, members, [])
+
+    assert len(moves.acquire) == 1
+    assert sorted(moves.acquire + moves.spare) == [1, 2]
+
+
 def test_every_replica_computes_the_same_split() -> None:
     """Three replicas, six shards, any starting holdings: applying each replica's own
     plan converges to two shards each, and no shard is ever planned for two."""

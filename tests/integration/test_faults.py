@@ -14,15 +14,25 @@ Each test prints what it measured (`recovery: ...`); docs/reliability.md quotes 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
 from integration_kit import (
+    GROUP,
+    PLURAL,
+    ROOT,
+    VERSION,
     condition,
     create_md,
+    custom,
     get_isvc,
     is_condition,
     model_deployment,
@@ -32,9 +42,11 @@ from integration_kit import (
     watch_md,
 )
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from testbed.components import kserve_controller_stopped
 from testbed.crafted_prometheus import GARBAGE, CraftedPrometheus
+from testbed.crdfuzz import name_strategy, spec_strategy
 
 Obj = dict[str, Any]
 
@@ -587,3 +599,132 @@ def test_decisions_not_delivered_when_the_operator_dies_are_delivered_after_rest
     event = client.CoreV1Api(kube_api).read_namespaced_event(f"{name}.{entry['id']}", namespace)
     assert (event.reason, event.type) == ("Deploying", "Normal")
     assert set(sink.ids("Deploying")) == {entry["id"]}  # re-sent with its id: de-duplicable
+
+
+# --- fuzzed input: refused naming a field, or reconciled -----------------------------------
+
+CRD = yaml.safe_load((ROOT / "crds" / "rung.dev_modeldeployments.yaml").read_text())
+FIELD = re.compile(r"\b(spec|metadata)\.[A-Za-z]")
+FUZZ = {
+    "deadline": None,
+    "database": None,
+    "derandomize": True,  # the same specs every run: a failure reproduces
+    "suppress_health_check": list(HealthCheck),
+}
+
+
+def reconcile_offline(stored: Obj) -> None:
+    """What a reconcile computes for an accepted object, in-process: parse it, read
+    plan, plan, apply manifests, then again with that status written back."""
+    from datetime import UTC, datetime
+
+    from rung.api.resource import ModelDeployment
+    from rung.plan.diff import needs_apply, with_applied_hash
+    from rung.plan.live import LiveObjects
+    from rung.plan.reads import interpret, reads
+    from rung.plan.reconcile import Observation, plan
+
+    now = datetime.now(UTC)
+    body = {**stored, "metadata": {**stored["metadata"], "uid": "fuzz", "generation": 1}}
+    for _ in range(2):
+        md = ModelDeployment.from_body(body)
+        to_read = reads(md, LiveObjects(), now, None)
+        answers = interpret(md, to_read, {}, now)
+        decided = plan(
+            Observation(
+                md=md,
+                now=now,
+                slo=answers.slo,
+                measurements=answers.measurements,
+                analysis_error=answers.analysis_error,
+                invalid_measurements=answers.invalid_measurements,
+                retraining_readings=answers.retraining_readings,
+            )
+        )
+        for manifest in decided.desired:
+            assert needs_apply(None, with_applied_hash(manifest))
+        body = {**body, "status": decided.status.wire()}
+
+
+def _refused_naming_a_field(error: ApiException) -> str:
+    assert error.status == 422, (error.status, error.body)
+    message = str(json.loads(error.body)["message"])
+    assert FIELD.search(message), message
+    return message
+
+
+def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
+    kube_api: client.ApiClient, namespace: str, operator: Any
+) -> None:
+    """1,000+ random specs (creates) and spec patches from the CRD's own schema, sent to
+    the API server: each is refused with a message naming a field, or accepted and
+    reconciled without an exception (in-process for all of them; by the operator for a
+    sample created for real)."""
+    api = custom(kube_api)
+    seen: Counter[str] = Counter()
+    real: list[str] = []
+
+    @settings(max_examples=700, **FUZZ)
+    @given(name=name_strategy(), spec=spec_strategy(CRD))
+    def create(name: str, spec: Obj) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment"}
+        body |= {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        try:
+            stored = api.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, dry_run="All"
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return  # a name drawn twice
+            _refused_naming_a_field(error)
+            seen["refused"] += 1
+            return
+        seen["accepted"] += 1
+        reconcile_offline(stored)
+        if seen["accepted"] % 25 == 1 and name not in real:  # a sample, for the operator
+            api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+            real.append(name)
+
+    create()
+    base = model_deployment("fuzz-base", namespace, level=2, monitoring={})
+    stored_base = create_md(kube_api, base)
+
+    @settings(max_examples=400, **FUZZ)
+    @given(spec=spec_strategy(CRD))
+    def patch(spec: Obj) -> None:
+        try:
+            stored = api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                "fuzz-base",
+                {"spec": spec},
+                dry_run="All",
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as error:
+            _refused_naming_a_field(error)
+            seen["patch refused"] += 1
+            return
+        seen["patch accepted"] += 1
+        reconcile_offline({**stored, "status": stored_base.get("status") or {}})
+
+    patch()
+    total = sum(seen.values())
+    print(f"fuzz: {total} specs and patches sent: {dict(seen)}; {len(real)} created for real")
+    assert total >= 1000
+    assert all(seen[k] for k in ("accepted", "refused", "patch accepted", "patch refused")), seen
+    for name in [*real, "fuzz-base"]:
+        md = watch_md(
+            kube_api,
+            namespace,
+            name,
+            lambda o: (
+                (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
+            ),
+            f"{name} reconciled",
+        )
+        degraded = condition(md, "Degraded") or {}
+        assert degraded.get("reason") != "ReconcileFailed", (name, degraded, md["spec"])
+    assert "ReconcileFailed" not in [e.reason for e in events(kube_api, namespace)]

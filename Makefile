@@ -26,7 +26,7 @@ HELM_BIN := $(or $(RUNG_CACHE),$(HOME)/.cache/rung)/bin/helm-$(HELM_VERSION)
 helm:
 	@test -x $(HELM_BIN)/helm || { mkdir -p $(HELM_BIN) && \
 	  GOBIN=$(HELM_BIN) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
-	@$(HELM_BIN)/helm version --short
+	@echo "helm $$($(HELM_BIN)/helm version --short) at $(HELM_BIN)/helm"
 
 ## prometheus: install the prometheus server from Debian when missing
 prometheus:

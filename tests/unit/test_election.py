@@ -521,13 +521,15 @@ def test_events_are_fenced_too() -> None:
     posted: list[str] = []
 
     class Sink:
-        def post(self, body: dict[str, Any], event: Any) -> None:
+        def post(self, body: dict[str, Any], event: Any) -> bool:
             posted.append(event)
+            return event != "Lost"  # False: not delivered, kept in the outbox
 
     events = FencedEvents(Sink(), a)
     with a.reconciling(("ns", "x")), pytest.raises(NotOwnedError):
         events.post({}, "Promoted")
     rounds([a], clock, 1)
     with a.reconciling(("ns", "x")):
-        events.post({}, "Promoted")
-    assert posted == ["Promoted"]
+        assert events.post({}, "Promoted") is True
+        assert events.post({}, "Lost") is False
+    assert posted == ["Promoted", "Lost"]

@@ -115,3 +115,29 @@ def kserve_controller_stopped(api: Any) -> Iterator[int]:
         for kind, name, selectors in saved:
             rewrite(kind, name, selectors)
         resume("kserve-controller")
+
+
+def restart(
+    component: str, down_seconds: float = 0.0, cluster: LocalCluster | None = None
+) -> float:
+    """Stop a component (SIGTERM, as a node reboot or a rollout would) and start it again
+    with the same command line after `down_seconds`; returns when it was started.
+
+    The command line is read from /proc before stopping, so the component comes back
+    exactly as `up` started it (same flags, ports, certificates, log and pid files).
+    """
+    from pathlib import Path
+
+    from localcluster.process import Component, cmdline, stop_pidfile
+
+    cluster = cluster or LocalCluster()
+    pid_path = Path(pidfile(component, cluster))
+    pid = read_pidfile(pid_path)
+    if pid is None:
+        raise RuntimeError(f"{component} is not running")
+    argv = tuple(cmdline(pid))
+    stop_pidfile(pid_path)
+    time.sleep(down_seconds)
+    log = cluster.state_dir / "logs" / f"{component}.log"
+    Component(component, argv, log, pid_path).start()
+    return time.monotonic()

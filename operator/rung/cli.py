@@ -118,6 +118,9 @@ def _configure_logging(json_logs: bool, verbose: bool) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    from rung.logs import RepeatFilter
+
+    handler.addFilter(RepeatFilter())  # a repeated warning or error once, with backoff
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

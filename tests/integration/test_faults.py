@@ -728,3 +728,213 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
         degraded = condition(md, "Degraded") or {}
         assert degraded.get("reason") != "ReconcileFailed", (name, degraded, md["spec"])
     assert "ReconcileFailed" not in [e.reason for e in events(kube_api, namespace)]
+
+
+# --- Prometheus down (a real one) ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_prometheus_down_mid_canary_holds_it_and_the_rollout_goes_on_when_it_is_back(
+    kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    from testbed.prometheus import PrometheusServer, ScrapeTarget
+
+    name = "promdown"
+    prometheus = PrometheusServer(tmp_path / "prometheus", [])
+    prometheus.targets.append(ScrapeTarget("self", f"127.0.0.1:{prometheus.port}"))
+    prometheus.start()
+    try:
+        prometheus.wait_for_series('up{job="self"}')
+        body = canary_md(name, namespace, prometheus.url, consecutiveErrorLimit=30)
+        metric = body["spec"]["rollout"]["analysis"]["metrics"][0]
+        metric["query"] = 'sum(up{job="self"}) - 1'  # 0 while Prometheus scrapes itself
+        create_md(kube_api, body)
+        watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+        prometheus.stop()
+        to_v2(kube_api, namespace, name)
+        wait_until(
+            lambda: reasons(kube_api, namespace, name).count("AnalysisError") >= 2,
+            "analysis errors while Prometheus is down",
+        )
+        md = watch_md(kube_api, namespace, name, lambda o: True, "now")
+        assert _canary_weight(md) == 50  # held at its first step
+        assert md["status"]["analysis"]["consecutiveErrors"] >= 2
+        prometheus.start()
+        back = time.monotonic()
+        md = watch_md(
+            kube_api,
+            namespace,
+            name,
+            lambda o: _stable(o) == "v2" and _phase(o) == "Ready",
+            "promoted once Prometheus is back",
+        )
+        print(f"recovery: Prometheus back -> canary promoted in {time.monotonic() - back:.1f}s")
+    finally:
+        prometheus.stop()
+    errors = [e.message for e in events(kube_api, namespace, name) if e.reason == "AnalysisError"]
+    assert all("connection refused" in m for m in errors), errors
+    assert "RollingBack" not in [h["event"] for h in md["status"]["history"]]
+
+
+# --- the operator SIGKILLed at random points of rollouts -------------------------------------
+
+
+class Weights:
+    """Every canary weight each ModelDeployment of a namespace goes through (a watch)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        import threading
+
+        self.api, self.namespace = api, namespace
+        self.seen: dict[str, list[int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Weights:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        api = custom(self.api)
+        version = None
+        while not self._stop.is_set():
+            stream = watch.Watch().stream(
+                api.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                resource_version=version,
+                timeout_seconds=1,
+            )
+            for event in stream:
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                weight = _canary_weight(obj)
+                seen = self.seen.setdefault(obj["metadata"]["name"], [])
+                if weight is not None and (not seen or seen[-1] != weight):
+                    seen.append(weight)
+
+
+def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_nothing(
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    restart_namespace: str,
+    crafted: CraftedPrometheus,
+    tmp_path: Path,
+) -> None:
+    """Ten canaries (steps 25/50/100) run while the operator is SIGKILLed at random
+    moments and started again: every one is promoted through every step in order, and
+    each decision is announced exactly once (Events are named by their outbox id)."""
+    import random
+
+    namespace = restart_namespace
+    names = [f"r{i}" for i in range(10)]
+    rng = random.Random(14)
+    args = ("--verbose", "-n", namespace)
+    for name in names:
+        crafted.set(name, "value:0")
+    with run_operator(kubeconfig, tmp_path / "op-0.log", *args):
+        for name in names:
+            body = canary_md(name, namespace, crafted.url_for(name))
+            body["spec"]["rollout"]["steps"] = [25, 50, 100]
+            create_md(kube_api, body)
+        wait_all(kube_api, namespace, names, _ready_v1, "v1 Ready")
+    kills, restarts = 0, []
+    deadline = time.monotonic() + 150
+    with Weights(kube_api, namespace) as weights:
+        for name in names:
+            to_v2(kube_api, namespace, name)
+
+        def promoted() -> bool:
+            items = api_list(kube_api, namespace)
+            return all(_stable(o) == "v2" and _phase(o) == "Ready" for o in items)
+
+        while not promoted():
+            assert time.monotonic() < deadline, weights.seen
+            started = time.monotonic()
+            with run_operator(kubeconfig, tmp_path / f"op-{kills + 1}.log", *args) as op:
+                restarts.append(time.monotonic() - started)
+                time.sleep(rng.uniform(1.0, 3.5))
+                op.process.kill()  # SIGKILL, wherever it is
+                op.process.wait()
+                kills += 1
+        with run_operator(kubeconfig, tmp_path / "op-last.log", *args):
+            wait_until(
+                lambda: (
+                    not any(
+                        (o.get("status") or {}).get("outbox") for o in api_list(kube_api, namespace)
+                    )
+                ),
+                "every outbox delivered",
+            )
+            time.sleep(1)
+    print(
+        f"recovery: {kills} SIGKILLs over 10 rollouts; restart to serving"
+        f" {sum(restarts) / len(restarts):.1f}s on average (max {max(restarts):.1f}s)"
+    )
+    assert kills >= 3
+    for name in names:
+        assert [w for w in weights.seen[name] if w] == [25, 50, 100], (name, weights.seen)
+        told = reasons(kube_api, namespace, name)
+        for decision in ("CanaryStarted", "CanaryReady", "Promoting", "Promoted"):
+            assert told.count(decision) == 1, (name, decision, told)
+        assert "ReconcileFailed" not in told
+
+
+def api_list(api: client.ApiClient, namespace: str) -> list[Obj]:
+    return list(
+        custom(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    )
+
+
+# --- the API server restarted (last: every component reconnects) --------------------------
+
+
+def test_an_apiserver_restart_mid_canary_is_survived_without_a_log_flood(
+    kube_api: client.ApiClient, namespace: str, crafted: CraftedPrometheus, operator: Any
+) -> None:
+    from testbed.components import restart
+
+    name = "apiserver"
+    crafted.set(name, "empty")  # the canary holds at its first step through the outage
+    create_md(kube_api, canary_md(name, namespace, crafted.url_for(name)))
+    watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+    to_v2(kube_api, namespace, name)
+    watch_md(kube_api, namespace, name, lambda o: _canary_weight(o) == 50, "canary at 50%")
+    before = len(operator.log().splitlines())
+    down = time.monotonic()
+    restart("kube-apiserver", down_seconds=3)
+    wait_until(lambda: _api_ready(kube_api), "the API server ready again", timeout=120)
+    back = time.monotonic()
+    lines = operator.log().splitlines()[before:]
+    loud = [line for line in lines if " WARNING " in line or " ERROR " in line]
+    crafted.set(name, "value:0")
+    watch_md(
+        kube_api,
+        namespace,
+        name,
+        lambda o: _stable(o) == "v2" and _phase(o) == "Ready",
+        "promoted after the restart",
+        timeout=120,
+    )
+    print(
+        f"recovery: API server down {back - down:.0f}s; canary promoted"
+        f" {time.monotonic() - back:.1f}s after it was back; operator log during the outage:"
+        f" {len(lines)} lines ({len(loud)} warnings or errors)"
+    )
+    assert len(loud) <= 40, "\n".join(loud[-60:])
+
+
+def _api_ready(api: client.ApiClient) -> bool:
+    try:
+        client.CoreV1Api(api).list_namespace(limit=1)
+    except Exception:
+        return False
+    return True

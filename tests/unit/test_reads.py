@@ -111,3 +111,19 @@ def test_a_due_slo_snapshot_lists_its_queries_once() -> None:
     plan = reads(f.md(level=1), LiveObjects(), NOW, "http://d")
     assert plan.slo is not None
     assert len(plan.promql()) == len(plan.slo) == 3
+
+
+@pytest.mark.parametrize(("interval", "poll"), [("3s", 3), ("1m", 5), ("1s", 1)])
+def test_a_canary_waiting_on_the_cluster_is_polled_never_looped(interval: str, poll: float) -> None:
+    """Analysis overdue but the canary not ready at its generation (nothing live here):
+    the next look is a short poll from now, not a time already past (a busy loop)."""
+    md = f.md(
+        level=2,
+        rollout={"interval": interval},
+        model_fields={"storageUri": "s3://models/fraud/v2", "version": "v2"},
+        status={**canary_status(step_started=-120, last_run=-90), "slo": {"measuredAt": at(0)}},
+    )
+    plan = reads(md, LiveObjects(), NOW, "http://prometheus:9090")
+    assert plan.analysis is None  # not ready: nothing to query
+    assert plan.next_due is not None
+    assert (plan.next_due - NOW).total_seconds() == pytest.approx(poll)

@@ -31,6 +31,8 @@ from rung.plan.slo import effective_slo, within_slo
 
 SLO_WINDOW = "1m"
 """The rate window of the SLO snapshot's queries."""
+WAITING_POLL_SECONDS = 5.0
+"""Seconds between passes of a canary that waits on the cluster (readiness, promotion)."""
 MIN_ANALYSIS_WINDOW = 10.0
 """Seconds: analysis queries never use a rate window shorter than this."""
 NO_PROMETHEUS = (
@@ -244,10 +246,17 @@ def _next_analysis(md: ModelDeployment, ladder: LadderResult, now: datetime) -> 
     if not times:
         return now
     next_analysis = max(times) + timedelta(seconds=settings.interval_seconds)
-    if canary.step_started_at is None:
-        return next_analysis
-    deadline = parse_time(canary.step_started_at) + timedelta(seconds=settings.deadline_seconds)
-    return min(next_analysis, deadline)
+    if canary.step_started_at is not None:
+        deadline = parse_time(canary.step_started_at) + timedelta(seconds=settings.deadline_seconds)
+        next_analysis = min(next_analysis, deadline)
+    if next_analysis <= now:
+        # Due, yet this pass could not act (the canary not ready at its generation,
+        # a promotion or rollback KServe has not finished): what it waits for wakes the
+        # object through the watches; meanwhile look again after a short poll, never in
+        # a loop.
+        poll = min(max(settings.interval_seconds, 1.0), WAITING_POLL_SECONDS)
+        return now + timedelta(seconds=poll)
+    return next_analysis
 
 
 def _slo(

@@ -664,7 +664,7 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
     seen: Counter[str] = Counter()
     real: list[str] = []
 
-    @settings(max_examples=700, **FUZZ)
+    @settings(max_examples=800, **FUZZ)
     @given(name=name_strategy(), spec=spec_strategy(CRD))
     def create(name: str, spec: Obj) -> None:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment"}
@@ -675,7 +675,8 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
             )
         except ApiException as error:
             if error.status == 409:
-                return  # a name drawn twice
+                seen["name taken"] += 1  # a name drawn twice: refused, naming no field
+                return
             _refused_naming_a_field(error)
             seen["refused"] += 1
             return
@@ -689,7 +690,7 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
     base = model_deployment("fuzz-base", namespace, level=2, monitoring={})
     stored_base = create_md(kube_api, base)
 
-    @settings(max_examples=400, **FUZZ)
+    @settings(max_examples=450, **FUZZ)
     @given(spec=spec_strategy(CRD))
     def patch(spec: Obj) -> None:
         try:
@@ -713,6 +714,7 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
     patch()
     total = sum(seen.values())
     print(f"fuzz: {total} specs and patches sent: {dict(seen)}; {len(real)} created for real")
+    assert seen["name taken"] < total // 10
     assert total >= 1000
     assert all(seen[k] for k in ("accepted", "refused", "patch accepted", "patch refused")), seen
     for name in [*real, "fuzz-base"]:
@@ -822,6 +824,10 @@ class Weights:
                     seen.append(weight)
 
 
+KILLS = 4
+"""SIGKILLs, each at a random moment of all ten rollouts at once."""
+
+
 def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_nothing(
     kube_api: client.ApiClient,
     kubeconfig: str,
@@ -856,7 +862,7 @@ def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_n
             items = api_list(kube_api, namespace)
             return all(_stable(o) == "v2" and _phase(o) == "Ready" for o in items)
 
-        while not promoted():
+        while not promoted() and kills < KILLS:
             assert time.monotonic() < deadline, weights.seen
             started = time.monotonic()
             with run_operator(kubeconfig, tmp_path / f"op-{kills + 1}.log", *args) as op:
@@ -866,6 +872,7 @@ def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_n
                 op.process.wait()
                 kills += 1
         with run_operator(kubeconfig, tmp_path / "op-last.log", *args):
+            wait_until(promoted, "every rollout promoted", timeout=120)
             wait_until(
                 lambda: (
                     not any(
@@ -879,7 +886,7 @@ def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_n
         f"recovery: {kills} SIGKILLs over 10 rollouts; restart to serving"
         f" {sum(restarts) / len(restarts):.1f}s on average (max {max(restarts):.1f}s)"
     )
-    assert kills >= 3
+    assert kills >= 2
     for name in names:
         assert [w for w in weights.seen[name] if w] == [25, 50, 100], (name, weights.seen)
         told = reasons(kube_api, namespace, name)

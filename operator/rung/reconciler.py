@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
 APPLY_RETRY_SECONDS = 5.0
 OUTBOX_RETRY_SECONDS = 2.0
+MIN_REQUEUE_SECONDS = 1.0
 """How soon a failed apply is tried again."""
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
@@ -287,7 +288,9 @@ class Reconciler:
         due = reads(md, objects, now, self.settings.prometheus_url).next_due
         if due is None:
             return None
-        return max(0.0, (due - now).total_seconds())
+        # Never sooner than a second: what is due now was done by this pass, and an
+        # object waiting on the cluster is woken by its watches.
+        return max(MIN_REQUEUE_SECONDS, (due - now).total_seconds())
 
     def _live(self, md: ModelDeployment) -> dict[Kind, dict[str, dict[str, Any]]]:
         """Every owned object, by kind and name."""
@@ -559,7 +562,9 @@ def _read(provider: MetricProvider, query: str) -> Reading:
 
 def _log_result(md: ModelDeployment, result: ReconcileResult) -> None:
     if not (result.applied or result.deleted or result.status_written or result.events):
-        log.debug("reconcile %s/%s: no change", md.namespace, md.name)
+        log.debug(
+            "reconcile %s/%s: no change (next in %ss)", md.namespace, md.name, result.requeue_after
+        )
         return
     log.info(
         "reconciled %s/%s: applied %s, deleted %s, events %s",

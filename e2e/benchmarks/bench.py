@@ -24,6 +24,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -67,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--work-dir", help="logs, kubeconfigs, audit logs (default: a temp dir)")
     p.add_argument("--out", default=str(HERE), help="where scale-report.md/.json go")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the phases run now in the existing --out/scale-report.json",
+    )
+    p.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON")
     args = p.parse_args(argv)
     args.count = args.count or [1000, 5000]
     return args
@@ -92,8 +99,41 @@ def operator_source(ref: str | None, work: Path) -> tuple[Path, str]:
     return target / "operator", f"commit {commit}"
 
 
+def write(results: dict[str, Any], out: Path) -> None:
+    results["targets"] = [t.as_json() for t in targets(results)]
+    (out / "scale-report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "scale-report.md").write_text(markdown(results))
+    log(f"wrote {out / 'scale-report.md'} and .json")
+    for t in targets(results):
+        log(f"{t.verdict():>12}  {t.what}: {t.value} {t.unit} (target {t.target})")
+
+
+def merged(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """`old` with the phases of `new` put in (a rerun of some phases)."""
+
+    def ran(result: Any) -> bool:  # a phase that failed before measuring keeps the old one
+        return isinstance(result, dict) and set(result) != {"error"}
+
+    for size, phases in new["sizes"].items():
+        old.setdefault("sizes", {}).setdefault(size, {}).update(
+            {k: v for k, v in phases.items() if ran(v)}
+        )
+    if ran(new.get("canary")):
+        old["canary"] = new["canary"]
+    meta = old.setdefault("meta", {})
+    for key in ("phase_seconds", "load"):
+        meta.setdefault(key, {}).update(new["meta"][key])
+    reruns = meta.setdefault("reruns", [])
+    reruns.append({k: new["meta"][k] for k in ("argv", "when", "operator", "run_minutes")})
+    return old
+
+
 async def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    out = Path(args.out)
+    if args.render:
+        write(json.loads((out / "scale-report.json").read_text()), out)
+        return 0
     work = work_dir(args.work_dir)
     operator_dir, operator_what = operator_source(args.operator_ref, work)
     sys.path.insert(0, str(operator_dir))  # the floor plans with the same code
@@ -106,7 +146,7 @@ async def main(args: argparse.Namespace) -> int:
         stdout=subprocess.DEVNULL,
     )
     log(f"work dir {work}; Rung from {operator_what}; cluster dir {args.cluster_dir}")
-    results: dict[str, object] = {"sizes": {}}
+    results: dict[str, Any] = {"sizes": {}}
     phase_seconds: dict[str, float] = {}
     load: dict[str, dict[str, float]] = {}
 
@@ -128,7 +168,7 @@ async def main(args: argparse.Namespace) -> int:
 
     for n in args.count:
         size: dict[str, object] = {}
-        results["sizes"][str(n)] = size  # type: ignore[index]
+        results["sizes"][str(n)] = size
         if "floor" not in args.skip:
             size["floor"] = await phase(
                 f"floor-{n}", lambda c, n=n: floor.run(c, n, args.concurrency)
@@ -166,13 +206,9 @@ async def main(args: argparse.Namespace) -> int:
         "load": load,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
     }
-    results["targets"] = [t.as_json() for t in targets(results)]
-    out = Path(args.out)
-    (out / "scale-report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (out / "scale-report.md").write_text(markdown(results))
-    log(f"wrote {out / 'scale-report.md'} and .json in {results['meta']['run_minutes']} min")  # type: ignore[index]
-    for t in targets(results):
-        log(f"{t.verdict():>12}  {t.what}: {t.value} {t.unit} (target {t.target})")
+    if args.merge:
+        results = merged(results, json.loads((out / "scale-report.json").read_text()))
+    write(results, out)
     return 0
 
 

@@ -16,9 +16,12 @@ second here, which holds up the first step), so
 
     decision latency = weight changed - max(that clock + interval, canary Ready)
 
-measured two ways: with the clock as written (RFC 3339, whole seconds: up to 1 s too
-early, so the latency reads up to 1 s high), and with the time the bench first saw the
-status carrying that clock (the same watch delay at both ends: the primary figure).
+with the clock as written in status (RFC 3339, whole seconds): the figure the targets
+use, and the clock Rung itself schedules from. Next to it, the same with the clock
+replaced by the time the bench first saw the status carrying it (the same watch delay at
+both ends, but a step can then look up to 1 s short: Rung counts the interval from the
+truncated clock, so it may run the analysis before the interval has passed since the
+write).
 """
 
 from __future__ import annotations
@@ -113,8 +116,8 @@ class Timeline:
                 "to": weight,
                 "step_seconds": at - seen,
                 "waited_for_ready": ready > seen + self.interval,
-                "latency_seconds": at - due,
-                "latency_from_status_clock_seconds": at - due_by_clock,
+                "latency_seconds": at - due_by_clock,
+                "latency_from_first_seen_seconds": at - due,
             }
         )
 
@@ -219,8 +222,8 @@ async def run(
         rollout_seconds=round(max(timeline.done.values()) - patched, 1) if timeline.done else None,
         decisions=len(timeline.decisions),
         decision_latency_seconds=summary(latencies),
-        decision_latency_from_status_clock_seconds=summary(
-            [d["latency_from_status_clock_seconds"] for d in timeline.decisions]
+        decision_latency_from_first_seen_seconds=summary(
+            [d["latency_from_first_seen_seconds"] for d in timeline.decisions]
         ),
         step_seconds=summary([d["step_seconds"] for d in timeline.decisions]),
         decisions_waiting_for_canary_ready=sum(d["waited_for_ready"] for d in timeline.decisions),

@@ -32,6 +32,7 @@ from benchmarks.kit import (
     Process,
     bounded,
     check,
+    cluster_quiet,
     log,
     memory_mib,
     path,
@@ -128,6 +129,7 @@ async def run(
                 result["error"] = f"only {len(done)} of {count} Ready after the deadline"
             log(f"rung N={count}: {len(done)} Ready in {seconds:.1f}s")
             settled = await md_watch.quiet(10, timeout=300)
+            settled += await cluster_quiet(cluster)
             result["settle_seconds"] = round(settled, 1)
             measured = await idle.measure(cluster, op, "rung", idle_seconds)
 
@@ -142,7 +144,8 @@ async def run(
                 await asyncio.sleep(0.1)
             while any(n not in ready_at for n in paced_names) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
-            await md_watch.quiet(10, timeout=120)  # KServe's and Rung's work done
+            await md_watch.quiet(10, timeout=120)
+            await cluster_quiet(cluster)  # KServe's and Rung's work done
             result["paced"] = {
                 "count": paced,
                 "interval_seconds": paced_interval,

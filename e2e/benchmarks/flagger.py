@@ -34,6 +34,7 @@ from benchmarks.kit import (
     apply_files,
     bounded,
     check,
+    cluster_quiet,
     log,
     memory_mib,
     path,
@@ -228,7 +229,8 @@ async def run(
                 if len(initialized) < count:
                     result["error"] = f"only {len(initialized)} of {count} Initialized"
                 log(f"flagger N={count}: {len(initialized)} Initialized in {seconds:.1f}s")
-                result["settle_seconds"] = round(await watch.quiet(10, timeout=300), 1)
+                settled = await watch.quiet(10, timeout=300) + await cluster_quiet(cluster)
+                result["settle_seconds"] = round(settled, 1)
                 measured = await idle.measure(cluster, proc, "flagger", idle_seconds)
                 result["peak_rss_mib"] = memory_mib(proc.pid)["peak_rss_mib"]
         background = await idle.background(cluster, idle_seconds / 2)

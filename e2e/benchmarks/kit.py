@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from localcluster import LocalCluster, Ports
+from localcluster import ClusterError, LocalCluster, Ports
 from localcluster.kubeconfig import write_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +316,12 @@ class BenchCluster:
             log(f"stopping the cluster already running in {self.state_dir}")
             self.cluster.down(discard=True)
         started = time.monotonic()
-        self.cluster.up()
+        try:
+            self.cluster.up()
+        except ClusterError as error:  # e.g. KServe's manager racing CRD discovery under load
+            log(f"{self.phase}: the cluster did not come up ({str(error)[:200]}); once more")
+            self.cluster.down(discard=True)
+            self.cluster.up()
         log(f"{self.phase}: cluster up in {time.monotonic() - started:.1f}s")
         pki = self.cluster.pki
         self.api = Api(
@@ -491,6 +496,32 @@ async def window(cluster: BenchCluster, seconds: float) -> Window:
     end = time.time()
     after = await asyncio.to_thread(cluster.metrics)
     return Window(start, end, request_counts(before), request_counts(after))
+
+
+QUIET_IGNORED = ("coordination.k8s.io/leases", "core/events", "events.k8s.io/events")
+"""Writes that never stop (leases renewed by kwok and the controllers, Events)."""
+
+
+async def cluster_quiet(
+    cluster: BenchCluster, timeout: float = 600, step: float = 5, writes_per_second: float = 0.5
+) -> float:
+    """Wait until the whole cluster stops writing (KServe's, the controller-manager's and
+    kwok's backlog done): two `step`s in a row with fewer than `writes_per_second` writes
+    per second, leases and Events aside. Returns how long it took."""
+    start = time.monotonic()
+    quiet_steps = 0
+    before = request_counts(await asyncio.to_thread(cluster.metrics))
+    while time.monotonic() - start < timeout and quiet_steps < 2:
+        await asyncio.sleep(step)
+        after = request_counts(await asyncio.to_thread(cluster.metrics))
+        writes = sum(
+            n - before.get(k, 0)
+            for k, n in after.items()
+            if k[0] in WRITE_VERBS and k[1] not in QUIET_IGNORED
+        )
+        quiet_steps = quiet_steps + 1 if writes / step < writes_per_second else 0
+        before = after
+    return time.monotonic() - start
 
 
 def audit_counts(audit_log: Path, user: str, start: float, end: float) -> Counter[tuple[str, str]]:

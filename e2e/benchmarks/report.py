@@ -216,6 +216,18 @@ def markdown(results: JSON) -> str:
         "Figures are measurements, never asserts; how they are taken is in "
         "[README.md](README.md).",
         "",
+        *(
+            [
+                "Phases rerun since, and merged in: "
+                + "; ".join(
+                    f"`{r['argv']}` ({r['operator']}, {r['when']}, {r['run_minutes']} min)"
+                    for r in meta["reruns"]
+                ),
+                "",
+            ]
+            if meta.get("reruns")
+            else []
+        ),
         "## Targets",
         "",
         _table(
@@ -338,12 +350,12 @@ def markdown(results: JSON) -> str:
                     ["canaries promoted", canary.get("promoted")],
                     ["weight changes observed", canary.get("decisions")],
                     [
-                        "decision latency p50 / p99 / max, s",
+                        "decision latency (due by the status clock) p50 / p99 / max, s",
                         _triple(canary, "decision_latency_seconds"),
                     ],
                     [
-                        "... from the status clock (whole seconds), p50 / p99 / max, s",
-                        _triple(canary, "decision_latency_from_status_clock_seconds"),
+                        "... due from when the bench first saw that status, p50 / p99 / max, s",
+                        _triple(canary, "decision_latency_from_first_seen_seconds"),
                     ],
                     ["step length p50 / p99 / max, s", _triple(canary, "step_seconds")],
                     [

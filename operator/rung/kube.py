@@ -145,6 +145,10 @@ class KubeEvents:
         except ApiException as error:
             if error.status == 409 and event.id:
                 return True  # posted before (by this operator or the one before it)
+            if error.status == 403 and "being terminated" in str(error.body or ""):
+                # The namespace is going away with its ModelDeployment: nothing to tell.
+                log.debug("Event %s for %s/%s: namespace terminating", event.reason, *key)
+                return True
             self._failed(key, event, f"{error.status} {error.reason}")
             return False
         except Exception as error:  # unreachable API server: urllib3 errors

@@ -133,6 +133,10 @@ def test_an_apply_a_webhook_refuses_is_degraded_with_its_message(
         "an ApplyFailed Event",
     )
     assert "deploymentMode cannot be changed" in rung_cli("status", "iris", "-n", namespace)
+    # Its announcements delivered (status.outbox emptied), status settles.
+    md = watch_md(
+        kube_api, namespace, "iris", lambda o: not o["status"].get("outbox"), "outbox delivered"
+    )
     # The apply is retried (every 5 s) and refused again: status is not written again,
     # no new Event, one warning in the log.
     tried = operator.api_requests().get(("PATCH", "inferenceservices"), 0)

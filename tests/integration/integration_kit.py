@@ -413,8 +413,10 @@ def write_requests(api: client.ApiClient) -> int:
     return sum(write_requests_by_kind(api).values())
 
 
-def write_requests_by_kind(api: client.ApiClient) -> dict[tuple[str, str, str], int]:
-    """`write_requests`, by (verb, resource, subresource)."""
+def write_requests_by_kind(
+    api: client.ApiClient, also: tuple[str, ...] = ()
+) -> dict[tuple[str, str, str], int]:
+    """`write_requests`, by (verb, resource, subresource); `also` adds API groups."""
     text = _raw_metrics(api)
     total: dict[tuple[str, str, str], int] = {}
     for line in text.splitlines():
@@ -429,6 +431,7 @@ def write_requests_by_kind(api: client.ApiClient) -> dict[tuple[str, str, str], 
             "serving.kserve.io",
             "monitoring.coreos.com",
             "gateway.networking.k8s.io",
+            *also,
         )
         if ours:
             key = (labels["verb"], resource, labels.get("subresource", ""))

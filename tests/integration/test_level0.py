@@ -183,23 +183,30 @@ def test_an_idle_operator_reads_and_writes_nothing(
         create_md(kube_api, model_deployment(name, namespace))
     for name in names:
         watch_md(kube_api, namespace, name, lambda o: _phase(o) == "Ready", f"{name} Ready")
-    # Let the last watch events (KServe's status writes, the operator's own) settle.
-    wait_until(
-        lambda: _quiet(kube_api, operator, 5.0),
-        "the operator and KServe quiet for 5 s",
-        timeout=180,
-    )
-    before_ops = operator.api_requests()
-    before_writes = write_requests_by_kind(kube_api)
-    events_before = _md_events(core, namespace)
-    md_holds(kube_api, namespace, names[0], lambda o: _phase(o) == "Ready", "Ready", 10)
+    # An idle window is one in which nothing else changed either: KServe and the
+    # Deployment controller may still touch the 50 models on a loaded machine (their
+    # changes are real work for Rung). Take windows until one is quiet outside Rung.
+    for _ in range(6):
+        wait_until(
+            lambda: _quiet(kube_api, operator, 5.0),
+            "the operator and KServe quiet for 5 s",
+            timeout=180,
+        )
+        before_ops = operator.api_requests()
+        before_others = _others(kube_api)
+        before_writes = write_requests_by_kind(kube_api)
+        events_before = _md_events(core, namespace)
+        md_holds(kube_api, namespace, names[0], lambda o: _phase(o) == "Ready", "Ready", 10)
+        if _others(kube_api) == before_others:
+            break
+    else:
+        raise AssertionError("no quiet 10 s window outside Rung in six tries")
     after_ops = operator.api_requests()
     after_writes = write_requests_by_kind(kube_api)
     events_after = _md_events(core, namespace)
 
     sent = {k: v - before_ops.get(k, 0) for k, v in after_ops.items() if v != before_ops.get(k)}
     assert sent == {}, f"requests from the idle operator: {sent}"
-    # KServe's own status writes (for any namespace of a shared cluster) are not Rung's.
     writes = {
         k: v - before_writes.get(k, 0)
         for k, v in after_writes.items()
@@ -208,6 +215,15 @@ def test_an_idle_operator_reads_and_writes_nothing(
     assert writes == {}, f"writes to Rung's kinds while idle: {writes}"
     assert events_after == events_before
     assert operator.process.poll() is None
+
+
+def _others(api: client.ApiClient) -> dict[tuple[str, str, str], int]:
+    """Writes by KServe and the controllers: InferenceService status and Deployments."""
+    return {
+        k: v
+        for k, v in write_requests_by_kind(api, also=("apps",)).items()
+        if (k[1] == "inferenceservices" and k[2] == "status") or k[1] == "deployments"
+    }
 
 
 def _md_events(core: client.CoreV1Api, namespace: str) -> int:

@@ -714,7 +714,8 @@ def test_fuzzed_specs_and_patches_are_refused_naming_a_field_or_reconciled(
     patch()
     total = sum(seen.values())
     print(f"fuzz: {total} specs and patches sent: {dict(seen)}; {len(real)} created for real")
-    assert seen["name taken"] < total // 10
+    # Most draws must reach validation; a name drawn twice is refused before it (409).
+    assert seen["name taken"] < total // 4
     assert total >= 1000
     assert all(seen[k] for k in ("accepted", "refused", "patch accepted", "patch refused")), seen
     for name in [*real, "fuzz-base"]:

@@ -454,3 +454,48 @@ def _raw_metrics(api: client.ApiClient) -> str:
         headers["authorization"] = config.api_key["authorization"]
     response = http.request("GET", f"{config.host}/metrics", headers=headers)
     return str(response.data.decode())
+
+
+class CanaryWeights:
+    """Every canary weight each ModelDeployment of a namespace goes through (a watch),
+    by name; consecutive repeats are recorded once."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        import threading
+
+        self.api, self.namespace = api, namespace
+        self.seen: dict[str, list[int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CanaryWeights:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        api = custom(self.api)
+        version = None
+        while not self._stop.is_set():
+            stream = watch.Watch().stream(
+                api.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                resource_version=version,
+                timeout_seconds=1,
+            )
+            for event in stream:
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                canary = (obj.get("status") or {}).get("canary")
+                weight = None if canary is None else int(canary["weight"])
+                seen = self.seen.setdefault(obj["metadata"]["name"], [])
+                if weight is not None and (not seen or seen[-1] != weight):
+                    seen.append(weight)

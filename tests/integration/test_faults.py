@@ -30,6 +30,7 @@ from integration_kit import (
     PLURAL,
     ROOT,
     VERSION,
+    CanaryWeights,
     condition,
     create_md,
     custom,
@@ -782,49 +783,6 @@ def test_a_prometheus_down_mid_canary_holds_it_and_the_rollout_goes_on_when_it_i
 # --- the operator SIGKILLed at random points of rollouts -------------------------------------
 
 
-class Weights:
-    """Every canary weight each ModelDeployment of a namespace goes through (a watch)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        import threading
-
-        self.api, self.namespace = api, namespace
-        self.seen: dict[str, list[int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Weights:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        from kubernetes import watch
-
-        api = custom(self.api)
-        version = None
-        while not self._stop.is_set():
-            stream = watch.Watch().stream(
-                api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                resource_version=version,
-                timeout_seconds=1,
-            )
-            for event in stream:
-                obj = event["object"]
-                version = obj["metadata"]["resourceVersion"]
-                weight = _canary_weight(obj)
-                seen = self.seen.setdefault(obj["metadata"]["name"], [])
-                if weight is not None and (not seen or seen[-1] != weight):
-                    seen.append(weight)
-
-
 KILLS = 4
 """SIGKILLs, each at a random moment of all ten rollouts at once."""
 
@@ -855,7 +813,7 @@ def test_operator_sigkilled_at_random_points_of_ten_rollouts_loses_and_repeats_n
         wait_all(kube_api, namespace, names, _ready_v1, "v1 Ready")
     kills, restarts = 0, []
     deadline = time.monotonic() + 150
-    with Weights(kube_api, namespace) as weights:
+    with CanaryWeights(kube_api, namespace) as weights:
         for name in names:
             to_v2(kube_api, namespace, name)
 

@@ -42,6 +42,7 @@ from integration_kit import (
     GROUP,
     PLURAL,
     VERSION,
+    CanaryWeights,
     OperatorProcess,
     _raw_metrics,
     create_md,
@@ -53,7 +54,7 @@ from integration_kit import (
 )
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from test_level2 import NAME, WeightRecorder, _deploy_v1, _phase, _to_v2, bench, level2
+from test_level2 import NAME, _deploy_v1, _phase, _to_v2, bench, level2
 
 from rung.election import LEASE_DURATION, RENEW_DEADLINE, shard_of
 from testbed.modelserver import free_port
@@ -207,7 +208,7 @@ def test_the_standby_finishes_a_rollout_when_the_leader_is_killed(
     body = level2(ns, "", "gateway-api", interval="3s")
     with (
         bench(tmp_path, kube_api, ns, "gateway-api") as testbed,
-        WeightRecorder(kube_api, ns) as weights,
+        CanaryWeights(kube_api, ns) as weights,
     ):
         body["spec"]["monitoring"]["prometheus"]["url"] = testbed.prometheus.url
         with replica(kubeconfig, tmp_path, "rung-a", ns) as a:
@@ -229,7 +230,7 @@ def test_the_standby_finishes_a_rollout_when_the_leader_is_killed(
 
     MEASURED["takeover after SIGKILL"] = round(takeover, 2)
     print(f"takeover after SIGKILL: {takeover:.2f} s")
-    assert weights.seen == [0, 20, 50, 100]  # every step once, in order, across the failover
+    assert weights.seen[NAME] == [0, 20, 50, 100]  # every step once, in order, across the failover
     assert "acquired Lease" in took_over_log
     events = md_events(kube_api, ns)
     assert_each_decision_once(final, events)
@@ -377,7 +378,7 @@ def test_a_leader_cut_off_from_the_api_server_stops_writing_and_the_standby_take
         admin_account(kube_api, ns, "rung-a"),
         write_counter(kube_api, ns, "rung-a") as apiserver_writes_of_a,
         bench(tmp_path, kube_api, ns, "gateway-api") as testbed,
-        WeightRecorder(kube_api, ns) as weights,
+        CanaryWeights(kube_api, ns) as weights,
     ):
         body["spec"]["monitoring"]["prometheus"]["url"] = testbed.prometheus.url
         a_config = sa_kubeconfig(
@@ -416,7 +417,7 @@ def test_a_leader_cut_off_from_the_api_server_stops_writing_and_the_standby_take
     MEASURED["leader steps down after the cut"] = round(stepped_down, 2)
     MEASURED["takeover after the cut"] = round(takeover, 2)
     print(f"cut: rung-a stepped down after {stepped_down:.2f} s, took over after {takeover:.2f} s")
-    assert weights.seen == [0, 20, 50, 100]
+    assert weights.seen[NAME] == [0, 20, 50, 100]
     events = md_events(kube_api, ns)
     assert_each_decision_once(final, events)
     # No Event from rung-a after its fence closed (the Events name their replica).

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from integration_kit import (
+    CanaryWeights,
     condition,
     create_md,
     custom,
@@ -399,41 +400,6 @@ def test_manual_gate_holds_until_approved(
         ]
 
 
-class WeightRecorder:
-    """Records every canary weight the ModelDeployment's status goes through (watch)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api, self.namespace, self.seen = api, namespace, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> WeightRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        from kubernetes import watch
-
-        api = custom(self.api)
-        while not self._stop.is_set():
-            stream = watch.Watch().stream(
-                api.list_namespaced_custom_object,
-                "rung.dev",
-                "v1alpha1",
-                self.namespace,
-                "modeldeployments",
-                timeout_seconds=1,
-            )
-            for event in stream:
-                canary = (event["object"].get("status") or {}).get("canary")
-                if canary and (not self.seen or self.seen[-1] != canary["weight"]):
-                    self.seen.append(canary["weight"])
-
-
 def test_operator_restart_mid_rollout_resumes_at_the_same_step(
     kube_api: client.ApiClient, kubeconfig: str, restart_namespace: str, tmp_path: Path
 ) -> None:
@@ -441,7 +407,7 @@ def test_operator_restart_mid_rollout_resumes_at_the_same_step(
     body = level2(namespace, "", "gateway-api", interval="4s")
     with (
         bench(tmp_path, kube_api, namespace, "gateway-api") as b,
-        WeightRecorder(kube_api, namespace) as weights,
+        CanaryWeights(kube_api, namespace) as weights,
     ):
         body["spec"]["monitoring"]["prometheus"]["url"] = b.prometheus.url
         args = ("--verbose", "-n", namespace)
@@ -472,6 +438,6 @@ def test_operator_restart_mid_rollout_resumes_at_the_same_step(
             )
             log = second.log()
         # Across the restart every step was taken exactly once, in order.
-        assert weights.seen == [0, 20, 50, 100]
+        assert weights.seen[NAME] == [0, 20, 50, 100]
         assert "CanaryStarted" not in log
         assert b.load.sent[("canary", 200)] > 0

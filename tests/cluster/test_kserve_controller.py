@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from test_local_cluster import wait_for
 
 from localcluster import LocalCluster, Ports
 from localcluster.process import cmdline, pid_alive, read_pidfile
@@ -26,17 +26,6 @@ JSON = dict[str, Any]
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 MODE = "serving.kserve.io/deploymentMode"
 SKLEARN_URI = "gs://kfserving-examples/models/sklearn/1.0/model"
-
-
-def wait_for(check: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: T = check()
-    while not last:
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what} (last: {last!r})")
-        time.sleep(0.1)
-        last = check()
-    return last
 
 
 def sklearn_isvc(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> JSON:
@@ -186,6 +175,7 @@ def test_raw_deployment_inference_service_becomes_ready(
             and got
         ),
         "the InferenceService to become Ready",
+        timeout=60,
     )
     assert isvc["metadata"]["annotations"][MODE] == "Standard"
     assert isvc["status"]["deploymentMode"] == "Standard"
@@ -250,6 +240,7 @@ def test_down_deletes_inference_services_first_and_leaves_no_process(
                 custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "iris")
             ),
             "the InferenceService to become Ready",
+            timeout=60,
         )
     cluster.down()
     deleted = [i for i, m in enumerate(messages) if m.startswith("deleted 1 KServe object(s)")]

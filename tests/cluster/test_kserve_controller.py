@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -20,7 +20,6 @@ from test_local_cluster import wait_for
 from localcluster import LocalCluster, Ports
 from localcluster.process import cmdline, pid_alive, read_pidfile
 
-T = TypeVar("T")
 JSON = dict[str, Any]
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"

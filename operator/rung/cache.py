@@ -47,6 +47,9 @@ class ObjectCache:
     def __init__(self, namespaces: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Kind, dict[Key, Obj]] = {}
+        self._by_owner: dict[Kind, dict[Key, set[str]]] = {}
+        """Names of each kind by (namespace, owner label): a reconcile looks up its own
+        objects without scanning every object of the kind."""
         self._synced: set[Kind] = set()
         self._patterns = tuple(namespaces)
 
@@ -63,11 +66,14 @@ class ObjectCache:
             new_rv, old_rv = _resource_version(obj), _resource_version(old or {})
             if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
                 return
+            self._unindex(kind, key, old)
             objects[key] = copy.deepcopy(dict(obj))
+            self._index(kind, key, objects[key])
 
     def remove(self, kind: Kind, namespace: str, name: str) -> None:
         with self._lock:
-            self._objects.get(kind, {}).pop((namespace, name), None)
+            key = (namespace, name)
+            self._unindex(kind, key, self._objects.get(kind, {}).pop(key, None))
 
     def replace_all(self, kind: Kind, objects: Iterable[Obj]) -> None:
         """The complete set of `kind` (a priming list); the kind counts as synced."""
@@ -84,7 +90,23 @@ class ObjectCache:
                 ):
                     fresh[key] = obj
             self._objects[kind] = fresh
+            self._by_owner[kind] = {}
+            for key, obj in fresh.items():
+                self._index(kind, key, obj)
             self._synced.add(kind)
+
+    def _index(self, kind: Kind, key: Key, obj: Obj) -> None:
+        owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
+        if owner is not None:
+            self._by_owner.setdefault(kind, {}).setdefault((key[0], owner), set()).add(key[1])
+
+    def _unindex(self, kind: Kind, key: Key, obj: Obj | None) -> None:
+        if obj is None:
+            return
+        owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
+        names = self._by_owner.get(kind, {}).get((key[0], owner or ""))
+        if names is not None:
+            names.discard(key[1])
 
     def synced(self, kind: Kind) -> bool:
         with self._lock:
@@ -96,24 +118,19 @@ class ObjectCache:
             return copy.deepcopy(found) if found is not None else None
 
     def owned(self, kind: Kind, namespace: str, owner: str, uid: str) -> list[Obj]:
-        with self._lock:
-            return [
-                copy.deepcopy(obj)
-                for (ns, _), obj in self._objects.get(kind, {}).items()
-                if ns == namespace
-                and ((obj["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner)
-                and any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
-            ]
+        """Objects labelled as `owner`'s and owned by the object with `uid`."""
+        return [
+            obj
+            for obj in self.labelled(kind, namespace, owner)
+            if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+        ]
 
     def labelled(self, kind: Kind, namespace: str, owner: str) -> list[Obj]:
         """Objects labelled as `owner`'s, whoever owns them (KServe's Deployments)."""
         with self._lock:
-            return [
-                copy.deepcopy(obj)
-                for (ns, _), obj in self._objects.get(kind, {}).items()
-                if ns == namespace
-                and (obj["metadata"].get("labels") or {}).get(OWNER_LABEL) == owner
-            ]
+            objects = self._objects.get(kind, {})
+            names = self._by_owner.get(kind, {}).get((namespace, owner), set())
+            return [copy.deepcopy(objects[(namespace, n)]) for n in sorted(names)]
 
     def keys(self, kind: Kind) -> list[Key]:
         with self._lock:

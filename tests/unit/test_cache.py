@@ -70,3 +70,15 @@ def test_removal() -> None:
     cache.put(INFERENCE_SERVICE, isvc("fraud", "1"))
     cache.remove(INFERENCE_SERVICE, "a", "fraud")
     assert cache.get(INFERENCE_SERVICE, "a", "fraud") is None
+
+
+def test_an_object_relabelled_moves_to_its_new_owner() -> None:
+    cache = ObjectCache()
+    cache.put(INFERENCE_SERVICE, isvc("shared", "1", owner="fraud"))
+    cache.put(INFERENCE_SERVICE, isvc("shared", "2", owner="other"))
+    assert cache.owned(INFERENCE_SERVICE, "a", "fraud", UID) == []
+    assert [o["metadata"]["name"] for o in cache.owned(INFERENCE_SERVICE, "a", "other", UID)] == [
+        "shared"
+    ]
+    cache.remove(INFERENCE_SERVICE, "a", "shared")
+    assert cache.owned(INFERENCE_SERVICE, "a", "other", UID) == []

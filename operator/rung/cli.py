@@ -182,7 +182,10 @@ def _add_assess(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `rung` command line."""
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="rung", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"rung {version('rung')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the operator")

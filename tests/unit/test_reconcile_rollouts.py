@@ -615,7 +615,7 @@ def test_rolled_back_stays_degraded_until_spec_changes(router: str) -> None:
     assert summary(again, "Degraded") == (
         "True",
         "RolledBack",
-        "v2 was rolled back; change spec.model to try again",
+        "v2 was rolled back; change spec.model, or `rung retry`, to try again",
     )
     back = plan(cluster.observe(after(again, router, model=V1_FIELDS), T0 + timedelta(minutes=31)))
     assert back.events == []
@@ -627,7 +627,7 @@ def test_rolled_back_stays_degraded_until_spec_changes(router: str) -> None:
 def test_rolled_back_message_names_the_version_at_once() -> None:
     _, _, rolled_back = roll_back("kserve-raw")
     assert summary(rolled_back, "Degraded")[2] == (
-        "v2 was rolled back; change spec.model to try again"
+        "v2 was rolled back; change spec.model, or `rung retry`, to try again"
     )
 
 

@@ -9,8 +9,24 @@ from datetime import datetime, timedelta
 import pytest
 
 from rung.api.spec import ModelSource
-from rung.api.status import AnalysisStatus, CanaryStatus, CheckResult, ModelRef, Phase
+from rung.api.status import (
+    AnalysisStatus,
+    CanaryStatus,
+    CheckResult,
+    ModelRef,
+    Phase,
+    RejectedModel,
+)
 from rung.plan.analysis import Verdict
+from rung.plan.commands import (
+    Abort,
+    Commands,
+    Pause,
+    Promote,
+    Retry,
+    canary_id,
+    rejection_id,
+)
 from rung.plan.events import timestamp
 from rung.plan.inference_service import model_hash
 from rung.plan.rollout import (
@@ -106,7 +122,11 @@ def state(
             failures=failures, last_run=None if last_run is None else text(last_run)
         )
     return RolloutState(
-        stable=stable, canary=canary, phase=phase, analysis=analysis, rejected=rejected
+        stable=stable,
+        canary=canary,
+        phase=phase,
+        analysis=analysis,
+        rejected=None if rejected is None else RejectedModel(**dict(rejected), rejected_at=text(0)),
     )
 
 
@@ -141,6 +161,7 @@ def ready(
     *,
     approved_version: str | None = None,
     promoted: bool = False,
+    commands: Commands | None = None,
 ) -> Observed:
     """A ready canary that the cluster routes `weight` percent to, and this pass's verdict."""
     checks = {"pass": PASSED, "fail": FAILED, "hold": NO_DATA, None: ()}[verdict]
@@ -151,7 +172,148 @@ def ready(
         verdict=verdict,
         checks=checks,
         approved_version=approved_version,
+        commands=commands or Commands(),
     )
+
+
+AT_STEP_1 = canary(step=1, step_started=60)
+"""A canary at 25 % since 60 s."""
+PAUSED = AT_STEP_1.model_copy(update={"paused_at": text(70), "paused_by": "alice"})
+REJECTED_V2 = RejectedModel(**dict(V2), rejected_at=text(0))
+
+
+def promote(step: int | None, of: CanaryStatus = AT_STEP_1) -> Commands:
+    return Commands(promote=Promote(canary_id(of), step, "alice"))
+
+
+COMMAND_CASES: dict[str, Case] = {
+    "abort-rolls-back-now": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=Commands(abort=Abort(canary_id(AT_STEP_1), "alice"))),
+        now=at(70),
+        phase="RollingBack",
+        canary=(1, 0),
+        events=("Aborted",),
+        history=("RollingBack",),
+    ),
+    "abort-of-an-earlier-canary-is-ignored": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=Commands(abort=Abort(canary_id(canary(started=-600)), "a"))),
+        now=at(70),
+        phase="Progressing",
+        canary=(1, 25),
+    ),
+    "promote-skips-the-current-step": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=promote(1)),
+        now=at(70),
+        phase="Progressing",
+        canary=(2, 50),
+        events=("StepSkipped", "StepAdvanced"),
+        history=("StepSkipped",),
+    ),
+    "promote-given-at-an-earlier-step-is-spent": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=promote(0)),
+        now=at(70),
+        phase="Progressing",
+        canary=(1, 25),
+    ),
+    "promote-full-skips-every-step": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=promote(None)),
+        now=at(70),
+        phase="Promoting",
+        canary=(1, 100),
+        events=("Promoting",),
+        history=("PromotedByUser",),
+    ),
+    "promote-waits-for-a-ready-canary": Case(
+        state=state("Progressing", canary(weight=0)),
+        desired=V2,
+        observed=Observed(commands=promote(None, canary(weight=0))),
+        now=at(10),
+        phase="Progressing",
+        canary=(0, 0),
+    ),
+    "promote-at-the-gate-approves": Case(
+        state=state("Paused", canary(step=1, steps=GATED.steps, step_started=60)),
+        desired=V2,
+        settings=GATED,
+        observed=ready(50, commands=promote(1, canary(step=1, steps=GATED.steps))),
+        now=at(200),
+        phase="Promoting",
+        canary=(1, 100),
+        events=("Promoting",),
+        history=("Approved",),
+    ),
+    "pause-holds-the-canary": Case(
+        state=state("Progressing", AT_STEP_1),
+        desired=V2,
+        observed=ready(25, commands=Commands(pause=Pause("alice", text(70)))),
+        now=at(70),
+        phase="Paused",
+        canary=(1, 25),
+        events=("PausedByUser",),
+        history=("PausedByUser",),
+    ),
+    "paused-canary-outlives-its-deadline": Case(
+        state=state("Paused", PAUSED),
+        desired=V2,
+        observed=Observed(canary_ready=False, commands=Commands(pause=Pause("alice", ""))),
+        now=at(5000),
+        phase="Paused",
+        canary=(1, 25),
+    ),
+    "paused-canary-ignores-approval": Case(
+        state=state("Paused", PAUSED),
+        desired=V2,
+        settings=GATED,
+        observed=ready(25, approved_version="v2", commands=Commands(pause=Pause("alice", ""))),
+        now=at(100),
+        phase="Paused",
+        canary=(1, 25),
+    ),
+    "resume-continues-with-a-fresh-step-clock": Case(
+        state=state("Paused", PAUSED),
+        desired=V2,
+        observed=ready(25),
+        now=at(5000),
+        phase="Progressing",
+        canary=(1, 25),
+        events=("Resumed",),
+        history=("Resumed",),
+    ),
+    "retry-rolls-the-rejected-version-out-again": Case(
+        state=state("RolledBack", rejected=V2),
+        desired=V2,
+        observed=Observed(commands=Commands(retry=Retry(rejection_id(REJECTED_V2), "alice"))),
+        now=at(300),
+        phase="Progressing",
+        canary=(0, 0),
+        events=("Retried", "CanaryStarted"),
+        history=("Retried", "CanaryStarted"),
+    ),
+    "retry-of-an-earlier-rejection-is-spent": Case(
+        state=state("RolledBack", rejected=V2),
+        desired=V2,
+        observed=Observed(
+            commands=Commands(
+                retry=Retry(rejection_id(REJECTED_V2.model_copy(update={"rejected_at": "x"})), "a")
+            )
+        ),
+        now=at(300),
+        phase="RolledBack",
+        canary=None,
+        rejected="v2",
+    ),
+}
+"""Day-2 commands (rung.plan.commands): each acts once, on the rollout it names."""
 
 
 CASES: dict[str, Case] = {
@@ -469,6 +631,7 @@ CASES: dict[str, Case] = {
         events=("Promoted",),
         history=("Promoted",),
     ),
+    **COMMAND_CASES,
 }
 
 
@@ -701,13 +864,14 @@ def test_rolled_back_rejects_the_canary_model() -> None:
     case = CASES["rolled-back-at-weight-0"]
     d = case.run()
     assert case.state.canary is not None
-    assert type(d.state.rejected) is ModelRef
-    assert d.state.rejected == ModelRef(
+    assert type(d.state.rejected) is RejectedModel
+    assert d.state.rejected == RejectedModel(
         version="v2",
         storage_uri="s3://models/fraud/v2",
         hash=V2.hash,
         model=V2.model,
         predictor_name=case.state.canary.predictor_name,
+        rejected_at=timestamp(case.now),
     )
     assert d.state.stable == V1
     assert d.events[0].message == "traffic is on v1; canary v2 removed"

@@ -15,6 +15,13 @@ MANAGED_BY = "rung"
 OWNER_LABEL = "rung.dev/model-deployment"
 APPROVE_ANNOTATION = "rung.dev/approve"
 RETRAIN_ANNOTATION = "rung.dev/retrain"
+APPROVED_BY_ANNOTATION = "rung.dev/approved-by"
+# Day-2 commands (`rung promote | abort | retry | undo | pause`), see rung.plan.commands.
+PROMOTE_ANNOTATION = "rung.dev/promote"
+ABORT_ANNOTATION = "rung.dev/abort"
+RETRY_ANNOTATION = "rung.dev/retry"
+UNDO_ANNOTATION = "rung.dev/undo"
+PAUSE_ANNOTATION = "rung.dev/pause"
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,17 @@ class CanaryStatus(ModelRef):
     """When the canary started."""
     step_started_at: str | None = None
     """When the current step started."""
+    paused_at: str | None = None
+    """When `rung pause` stopped this canary where it is (absent: not paused by a user)."""
+    paused_by: str | None = None
+    """Who asked for the pause."""
+
+
+class RejectedModel(ModelRef):
+    """A model version rolled back (by analysis, a deadline or `rung abort`)."""
+
+    rejected_at: str | None = None
+    """When it was rolled back; `rung retry` names this rejection."""
 
 
 class CheckResult(ApiModel):
@@ -213,6 +224,7 @@ class HistoryEntry(ApiModel):
 
 
 OUTBOX_LIMIT = 100
+REVISION_LIMIT = 10
 
 
 class OutboxEntry(ApiModel):
@@ -249,8 +261,12 @@ class ModelDeploymentStatus(ApiModel):
     """The model version serving all (or the remaining) traffic."""
     canary: CanaryStatus | None = None
     """The model version being rolled out, if any."""
-    rejected: ModelRef | None = None
-    """The last model rolled back; it is not tried again until spec.model changes."""
+    rejected: RejectedModel | None = None
+    """The last model rolled back; it is not tried again until spec.model changes or
+    `rung retry` asks for it."""
+    revisions: Annotated[list[ModelRef], Field(max_length=REVISION_LIMIT)] = []
+    """Models that served as stable before the current one, newest last: what `rung
+    undo` can go back to."""
     analysis: AnalysisStatus | None = None
     """Canary analysis progress."""
     slo: SloSnapshot | None = None

@@ -22,6 +22,10 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 MONITORING_READY = "MonitoringReady"
+UNDONE = "Undone"
+"""True while `rung undo` serves an earlier model in place of spec.model."""
+COMMANDS_ACCEPTED = "CommandsAccepted"
+"""False while a day-2 command annotation cannot be read (absent otherwise)."""
 
 
 def set_condition(

@@ -238,8 +238,8 @@ def _analysis(
 def _next_analysis(md: ModelDeployment, ladder: LadderResult, now: datetime) -> datetime | None:
     """When the running canary's next analysis (or step deadline) falls due."""
     canary = md.status.canary
-    if not canary_on(md, ladder) or canary is None:
-        return None
+    if not canary_on(md, ladder) or canary is None or canary.paused_at is not None:
+        return None  # none, or held by `rung pause`: the resume (an annotation) wakes it
     settings = rollout_settings(md, ladder)
     last_run = md.status.analysis.last_run if md.status.analysis else None
     times = [parse_time(t) for t in (canary.step_started_at, last_run) if t]

@@ -36,6 +36,16 @@ PROMOTED = "Promoted"
 ROLLING_BACK = "RollingBack"
 ROLLED_BACK = "RolledBack"
 
+# Day-2 commands (rung promote | abort | retry | undo | pause | resume)
+PROMOTED_BY_USER = "PromotedByUser"
+STEP_SKIPPED = "StepSkipped"
+ABORTED = "Aborted"
+RETRIED = "Retried"
+UNDONE = "Undone"
+PAUSED = "PausedByUser"
+RESUMED = "Resumed"
+INVALID_COMMAND = "InvalidCommand"
+
 # Applying objects, reconciling
 RECONCILE_FAILED = "ReconcileFailed"
 APPLY_FAILED = "ApplyFailed"

@@ -14,6 +14,7 @@ from typing import Any
 from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
 from rung.api.status import (
     HISTORY_LIMIT,
+    REVISION_LIMIT,
     AnalysisStatus,
     CanaryStatus,
     Condition,
@@ -21,6 +22,7 @@ from rung.api.status import (
     ModelDeploymentStatus,
     ModelRef,
     Phase,
+    RejectedModel,
     RetrainingStatus,
     SloSnapshot,
 )
@@ -29,6 +31,7 @@ from rung.plan import conditions as cond
 from rung.plan import reasons
 from rung.plan.analysis import Measurement, analysis_metrics, check, verdict
 from rung.plan.apply_failure import keep_apply_failure
+from rung.plan.commands import Commands, find_revision, read_commands
 from rung.plan.events import Decided, Event, timestamp
 from rung.plan.explainability import governance_conditions
 from rung.plan.inference_service import (
@@ -90,7 +93,8 @@ def plan(obs: Observation) -> Plan:
     spec, old = md.spec, md.status
     ladder = capabilities(spec.maturity.level, spec.maturity.overrides)
     decided = _ladder_changes(md, ladder, now)
-    models = _models(obs, ladder)
+    commands = read_commands(md.annotations)
+    models = _models(obs, ladder, commands)
     decided += models.decided
     monitoring: MonitoringPlan | None = None
     if Capability.MONITORING in ladder:
@@ -104,6 +108,7 @@ def plan(obs: Observation) -> Plan:
     )
     failure = _failure(isvc)
     conditions = _conditions(old.conditions, md, models, is_ready, ready, failure, now)
+    conditions = _command_conditions(conditions, md, models, commands, now)
     conditions, governance_events = governance_conditions(md, conditions, now)
     decided += Decided(tuple(governance_events))
     conditions, slo = _monitoring_status(conditions, monitoring, obs, now)
@@ -125,6 +130,7 @@ def plan(obs: Observation) -> Plan:
         stable=models.stable,
         canary=models.canary,
         rejected=models.rejected,
+        revisions=_revisions(old, models.stable),
         analysis=models.analysis,
         slo=slo,
         retraining=retraining,
@@ -145,9 +151,11 @@ class _Models:
     stable: ModelRef
     canary: CanaryStatus | None
     analysis: AnalysisStatus | None
-    rejected: ModelRef | None
+    rejected: RejectedModel | None
     phase: Phase | None
     decided: Decided
+    undone: ModelRef | None = None
+    """The earlier model `rung undo` asked for, while it stands in for spec.model."""
 
 
 def _ladder_changes(md: ModelDeployment, ladder: LadderResult, now: str) -> Decided:
@@ -167,7 +175,7 @@ def _ladder_changes(md: ModelDeployment, ladder: LadderResult, now: str) -> Deci
     return decided
 
 
-def _models(obs: Observation, ladder: LadderResult) -> _Models:
+def _models(obs: Observation, ladder: LadderResult, commands: Commands) -> _Models:
     """The rollout state machine's next state at level 2+, else a direct replacement."""
     md, spec = obs.md, obs.md.spec
     wanted = ModelRef(
@@ -176,15 +184,64 @@ def _models(obs: Observation, ladder: LadderResult) -> _Models:
         hash=model_hash(spec.model),
         model=spec.model,
     )
+    undone = _undo_target(md, commands, wanted)
+    decided = _undo_started(md, commands, undone, wanted, timestamp(obs.now))
+    wanted = undone or wanted
     if not canary_on(md, ladder):
-        stable, decided = _replace_directly(md.status, wanted, timestamp(obs.now))
-        return _Models(stable, None, md.status.analysis, None, None, decided)
+        stable, replaced = _replace_directly(md.status, wanted, timestamp(obs.now))
+        return _Models(
+            stable, None, md.status.analysis, None, None, decided + replaced, undone=undone
+        )
     state = rollout_state(md)
-    observed = _observe_rollout(obs, router_of(md), state)
+    observed = _observe_rollout(obs, router_of(md), state, commands)
     decision = advance(state, wanted, rollout_settings(md, ladder), observed, obs.now)
     new = decision.state
-    decided = Decided(tuple(decision.events), tuple(decision.history))
-    return _Models(new.stable, new.canary, new.analysis, new.rejected, new.phase, decided)
+    decided += Decided(tuple(decision.events), tuple(decision.history))
+    return _Models(
+        new.stable, new.canary, new.analysis, new.rejected, new.phase, decided, undone=undone
+    )
+
+
+def _undo_target(md: ModelDeployment, commands: Commands, wanted: ModelRef) -> ModelRef | None:
+    """The earlier stable model `rung undo` asked for, while spec.model is still the one
+    in force when it was asked (a new spec.model rolls forward and ends the undo)."""
+    undo = commands.undo
+    if undo is None or undo.spec != wanted.hash or undo.to == wanted.hash:
+        return None
+    old = md.status
+    found = find_revision(old.revisions, undo.to) or (
+        old.stable if old.stable is not None and old.stable.hash == undo.to else None
+    )
+    if found is None or found.model is None:
+        return None
+    return found.model_copy(update={"predictor_name": None})
+
+
+def _undo_started(
+    md: ModelDeployment, commands: Commands, undone: ModelRef | None, spec: ModelRef, now: str
+) -> Decided:
+    """The Event and history entry of an undo, on the pass that starts it."""
+    old = md.status
+    if undone is None or commands.undo is None:
+        return Decided()
+    if undone.hash in {
+        old.stable.hash if old.stable else None,
+        old.canary.hash if old.canary else None,
+    }:
+        return Decided()
+    message = (
+        f"undo by {commands.undo.by}: back to {undone.version}"
+        f" while spec.model names {spec.version}"
+    )
+    return Decided.one(Event(reasons.UNDONE, message), now, version=undone.version)
+
+
+def _revisions(old: ModelDeploymentStatus, stable: ModelRef) -> list[ModelRef]:
+    """Earlier stable models, newest last, each once: what `rung undo` can return to."""
+    if old.stable is None or old.stable.hash == stable.hash:
+        return old.revisions
+    kept = [r for r in old.revisions if r.hash not in (old.stable.hash, stable.hash)]
+    return [*kept, old.stable][-REVISION_LIMIT:]
 
 
 def _desired(
@@ -327,7 +384,9 @@ def _monitoring_status(
     return conditions, slo
 
 
-def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> Observed:
+def _observe_rollout(
+    obs: Observation, router: Router, state: RolloutState, commands: Commands
+) -> Observed:
     md, live = obs.md, obs.live
     canary = state.canary
     if canary is None:
@@ -364,6 +423,7 @@ def _observe_rollout(obs: Observation, router: Router, state: RolloutState) -> O
         checks=checks or (),
         approved_version=md.annotations.get(APPROVE_ANNOTATION),
         error=obs.analysis_error,
+        commands=commands,
     )
 
 
@@ -457,7 +517,15 @@ def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
             "CanaryProgressing",
             f"canary {canary.version} at {canary.weight}% (step {canary.step + 1})",
         ),
-        "Paused": (reasons.AWAITING_APPROVAL, f"canary {canary.version} waits for approval"),
+        "Paused": (
+            (
+                reasons.PAUSED,
+                f"canary {canary.version} paused at {canary.weight}% by {canary.paused_by}:"
+                " `rung resume` continues",
+            )
+            if canary.paused_at
+            else (reasons.AWAITING_APPROVAL, f"canary {canary.version} waits for approval")
+        ),
         "Promoting": (reasons.PROMOTING, f"promoting {canary.version}"),
         "RollingBack": (reasons.ROLLING_BACK, f"rolling back {canary.version}"),
     }
@@ -465,6 +533,56 @@ def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
         models.phase or "", ("CanaryProgressing", f"canary {canary.version}")
     )
     return "True", reason, message
+
+
+def _command_conditions(
+    conditions: list[Condition],
+    md: ModelDeployment,
+    models: _Models,
+    commands: Commands,
+    now: str,
+) -> list[Condition]:
+    """Undone while `rung undo` stands in for spec.model; CommandsAccepted=False while a
+    command annotation cannot be read. Both are absent otherwise."""
+    if models.undone is not None and commands.undo is not None:
+        conditions = cond.set_condition(
+            conditions,
+            cond.UNDONE,
+            "True",
+            reasons.UNDONE,
+            f"`rung undo` by {commands.undo.by}: {models.undone.version} stands in for"
+            f" spec.model {md.spec.model.version}; set spec.model to {models.undone.version}"
+            " (in Git, if Git holds it) to keep it, or to a new version to roll forward",
+            now=now,
+            generation=md.generation,
+        )
+    else:
+        conditions = cond.remove_condition(conditions, cond.UNDONE)
+    undo_unknown = (
+        commands.undo is not None
+        and models.undone is None
+        and commands.undo.spec == model_hash(md.spec.model)
+        and commands.undo.to != commands.undo.spec
+    )
+    problems = [*commands.invalid] + (
+        [
+            f"rung undo: version {commands.undo.version or commands.undo.to} is not in"
+            " status.revisions"
+        ]
+        if undo_unknown and commands.undo is not None
+        else []
+    )
+    if problems:
+        return cond.set_condition(
+            conditions,
+            cond.COMMANDS_ACCEPTED,
+            "False",
+            reasons.INVALID_COMMAND,
+            "; ".join(problems),
+            now=now,
+            generation=md.generation,
+        )
+    return cond.remove_condition(conditions, cond.COMMANDS_ACCEPTED)
 
 
 def _degraded(models: _Models, failure: str | None) -> ConditionValue:
@@ -476,7 +594,7 @@ def _degraded(models: _Models, failure: str | None) -> ConditionValue:
         return (
             "True",
             reasons.ROLLED_BACK,
-            f"{version} was rolled back; change spec.model to try again",
+            f"{version} was rolled back; change spec.model, or `rung retry`, to try again",
         )
     return "False", "AsExpected", "no failure reported"
 

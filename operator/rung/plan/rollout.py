@@ -9,6 +9,9 @@ continues exactly where the last status write left off.
 Phases while a canary exists:
   Progressing -> (last step passed) -> Paused (manual gate) -> Promoting -> Ready
   Progressing -> (failureLimit failures, or progressDeadline) -> RollingBack -> RolledBack
+Day-2 commands (rung.plan.commands) move it too: `promote` skips a step (or, with
+--full, every step and the gate), `abort` rolls back, `pause` holds a Progressing canary
+in Paused (canary.pausedAt set) until `resume`, `retry` starts a rejected version again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from rung.api.status import (
     HistoryEntry,
     ModelRef,
     Phase,
+    RejectedModel,
 )
 from rung.plan import reasons
 from rung.plan.analysis import Verdict
+from rung.plan.commands import Commands, canary_id, rejection_id
 from rung.plan.events import Event, parse_time, timestamp
 
 
@@ -51,7 +56,7 @@ class RolloutState:
     canary: CanaryStatus | None = None
     phase: Phase | None = None
     analysis: AnalysisStatus | None = None
-    rejected: ModelRef | None = None
+    rejected: RejectedModel | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class Observed:
     """The value of the rung.dev/approve annotation."""
     error: str | None = None
     """Why analysis could not measure, when the verdict is "error"."""
+    commands: Commands = field(default_factory=Commands)
+    """Day-2 commands found on the object."""
 
 
 @dataclass
@@ -110,7 +117,10 @@ def advance(
         if desired.hash == state.stable.hash:
             return Decision(replace(state, phase=None, rejected=None))
         if state.rejected is not None and state.rejected.hash == desired.hash:
-            return Decision(replace(state, phase="RolledBack"))
+            retry = observed.commands.retry
+            if retry is None or retry.rejected != rejection_id(state.rejected):
+                return Decision(replace(state, phase="RolledBack"))
+            return _start(state, desired, settings, at, superseding=None, retried_by=retry.by)
         return _start(state, desired, settings, at, superseding=None)
     if state.phase == "RollingBack":
         # Finish taking traffic off the canary before anything else, even if the
@@ -123,11 +133,74 @@ def advance(
         return _start(state, desired, settings, at, superseding=canary)
     if state.phase == "Promoting":
         return _promoted(state, canary, observed, at) if observed.promoted else Decision(state)
+    commanded = _commanded(state, canary, settings, observed, at)
+    if commanded is not None:
+        return commanded
     if state.phase == "Paused":
-        if observed.approved_version == canary.version:
-            return _promote(state, at, approved=True)
+        if canary.paused_at is None and observed.approved_version == canary.version:
+            return _promote(state, at, approved=True, by=observed.commands.approved_by)
         return Decision(state)
     return _progressing(state, canary, settings, observed, now)
+
+
+def _commanded(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    at: str,
+) -> Decision | None:
+    """What a day-2 command meant for this canary does, or None (none applies)."""
+    commands, this = observed.commands, canary_id(canary)
+    if commands.abort is not None and commands.abort.canary == this:
+        message = f"canary {canary.version} aborted by {commands.abort.by}"
+        return rollback(state, at, reasons.ABORTED, message, warning=False)
+    promote = commands.promote
+    if promote is not None and promote.canary == this and canary.weight > 0:
+        at_gate = state.phase == "Paused" and canary.paused_at is None
+        if promote.step is None or (at_gate and promote.step == canary.step):
+            return _promote(state, at, approved=at_gate, by=promote.by, full=promote.step is None)
+        if promote.step == canary.step:
+            return _skip_step(state, canary, settings, observed, at, promote.by)
+    pause = commands.pause
+    if pause is not None and state.phase == "Progressing":
+        paused = canary.model_copy(update={"paused_at": at, "paused_by": pause.by})
+        message = f"canary {canary.version} paused at {canary.weight}% by {pause.by}"
+        return Decision(
+            replace(state, phase="Paused", canary=paused),
+            [Event(reasons.PAUSED, message)],
+            [_entry(at, reasons.PAUSED, message, canary.version)],
+        )
+    if pause is None and canary.paused_at is not None:
+        # The step's clock starts again: a pause never counts against the deadline.
+        resumed = canary.model_copy(
+            update={"paused_at": None, "paused_by": None, "step_started_at": at}
+        )
+        message = f"canary {canary.version} resumed at {canary.weight}%"
+        return Decision(
+            replace(state, phase="Progressing", canary=resumed),
+            [Event(reasons.RESUMED, message)],
+            [_entry(at, reasons.RESUMED, message, canary.version)],
+        )
+    return None
+
+
+def _skip_step(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    at: str,
+    by: str,
+) -> Decision:
+    """`rung promote` without --full: the current step counts as passed, unanalysed."""
+    decision = _passed(state, canary, settings, observed, at)
+    message = f"step {canary.step + 1} ({canary.weight}%) skipped by {by}, without analysis"
+    return Decision(
+        decision.state,
+        [Event(reasons.STEP_SKIPPED, message), *decision.events],
+        [_entry(at, reasons.STEP_SKIPPED, message, canary.version), *decision.history],
+    )
 
 
 def _rolling_back(
@@ -140,7 +213,8 @@ def _rolling_back(
         message = f"canary {canary.version} removed; traffic is on {state.stable.version}"
         done = replace(state, canary=None, phase=None, rejected=None)
         return Decision(done, [Event(reasons.CANARY_REMOVED, message)])
-    done = replace(state, canary=None, phase="RolledBack", rejected=_ref(canary))
+    rejected = RejectedModel(**dict(_ref(canary)), rejected_at=at)
+    done = replace(state, canary=None, phase="RolledBack", rejected=rejected)
     message = f"traffic is on {state.stable.version}; canary {canary.version} removed"
     return Decision(
         done,
@@ -283,7 +357,7 @@ def _passed(
             [Event(reasons.AWAITING_APPROVAL, message)],
             [_entry(at, reasons.AWAITING_APPROVAL, "promotion waits for approval", canary.version)],
         )
-    return _promote(state, at, approved=settings.manual_gate)
+    return _promote(state, at, approved=settings.manual_gate, by=observed.commands.approved_by)
 
 
 def _entry(at: str, event: str, message: str, version: str | None = None) -> HistoryEntry:
@@ -296,6 +370,7 @@ def _start(
     settings: RolloutSettings,
     at: str,
     superseding: CanaryStatus | None,
+    retried_by: str | None = None,
 ) -> Decision:
     canary = CanaryStatus(
         version=desired.version,
@@ -325,6 +400,10 @@ def _start(
                 version=desired.version,
             )
         )
+    if retried_by is not None:
+        message = f"{desired.version} rolled out again, asked by {retried_by}"
+        events.append(Event(reasons.RETRIED, message))
+        history.append(_entry(at, reasons.RETRIED, message, desired.version))
     events.append(
         Event(
             reasons.CANARY_STARTED,
@@ -350,16 +429,31 @@ def _start(
     return Decision(new, events, history)
 
 
-def _promote(state: RolloutState, at: str, approved: bool) -> Decision:
+def _promote(
+    state: RolloutState, at: str, approved: bool, by: str | None = None, full: bool = False
+) -> Decision:
+    """Promoting at 100 %: after the last step (approved at the gate, if it has one), or
+    at once on `rung promote --full`."""
     assert state.canary is not None
     canary = state.canary
-    message = f"canary {canary.version} passed" + (" and was approved" if approved else "")
+    promoting = replace(state, phase="Promoting", canary=canary.model_copy(update={"weight": 100}))
+    if full:
+        message = (
+            f"canary {canary.version} promoted by {by or 'unknown'} at {canary.weight}%,"
+            " skipping the remaining steps and analysis"
+        )
+        return Decision(
+            promoting,
+            [Event(reasons.PROMOTING, message)],
+            [_entry(at, reasons.PROMOTED_BY_USER, message, canary.version)],
+        )
+    message = f"canary {canary.version} passed" + (
+        f" and was approved{f' by {by}' if by else ''}" if approved else ""
+    )
     return Decision(
-        replace(state, phase="Promoting", canary=canary.model_copy(update={"weight": 100})),
+        promoting,
         [Event(reasons.PROMOTING, message)],
-        [HistoryEntry(time=at, event=reasons.APPROVED, message=message, version=canary.version)]
-        if approved
-        else [],
+        [_entry(at, reasons.APPROVED, message, canary.version)] if approved else [],
     )
 
 

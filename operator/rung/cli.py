@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -244,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs [RUNG_VERBOSE]")
     run.set_defaults(func=_run)
 
-    from rung.cli_rollout import add_parsers
+    from rung.cli_get import add_parser as add_get
+    from rung.cli_rollout import add_parsers, target_options
 
+    add_get(sub, target_options())
     add_parsers(sub)
 
     crd = sub.add_parser("crd", help="print (or write) the ModelDeployment CRD")
@@ -257,10 +260,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `rung` console script."""
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    """Entry point of the `rung` console script (and of `kubectl rung`, the plugin)."""
+    parser = build_parser()
+    if Path(sys.argv[0]).name == "kubectl-rung":
+        parser.prog = "kubectl rung"
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # one line for what a user can fix; tracebacks with -v
+        message = user_error(error)
+        if message is None or getattr(args, "verbose", False):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     return code
+
+
+def user_error(error: Exception) -> str | None:
+    """A one-line message for errors a user fixes outside Rung (no configuration, an
+    unreachable or refusing API server); None for anything else (a bug: traceback)."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(error, ConfigException):
+        return (
+            f"no Kubernetes configuration ({error}): set KUBECONFIG or pass --kubeconfig"
+            " (the local cluster's is .cluster/kubeconfig)"
+        )
+    if isinstance(error, ApiException):
+        detail = error.reason
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(error.body or "{}").get("message") or detail
+        return f"the API server answered {error.status}: {detail}"
+    if isinstance(error, HTTPError):
+        return f"cannot reach the API server: {error}"
+    return None
 
 
 if __name__ == "__main__":

@@ -42,12 +42,14 @@ def kind_of(manifest: dict[str, Any]) -> Kind:
     raise ValueError(f"rung does not manage {manifest['apiVersion']} {manifest['kind']}")
 
 
-def load_config() -> str:
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> str:
     """Configure the Kubernetes client and return the namespace to work in by default.
 
     The configuration is found as controllers find it: the kubeconfig named by
     $KUBECONFIG; else the pod's service account (in a cluster); else ~/.kube/config.
     The namespace is the kubeconfig context's, or the service account's, else `default`.
+    `kubeconfig` and `context` (the CLI's --kubeconfig, --context) name a kubeconfig file
+    and a context in it explicitly.
     Raises `kubernetes.config.ConfigException` when there is no configuration.
     """
     import os
@@ -55,7 +57,7 @@ def load_config() -> str:
 
     from kubernetes import config as k8s_config
 
-    if not os.environ.get("KUBECONFIG"):
+    if not os.environ.get("KUBECONFIG") and kubeconfig is None and context is None:
         try:
             k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException:
@@ -63,9 +65,11 @@ def load_config() -> str:
         else:
             account = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
             return (account.read_text().strip() if account.exists() else "") or "default"
-    k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    _, context = k8s_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-    return ((context or {}).get("context") or {}).get("namespace") or "default"
+    k8s_config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+    contexts, current = k8s_config.list_kube_config_contexts(kubeconfig)  # type: ignore[no-untyped-call]
+    if context is not None:
+        current = next((c for c in contexts or [] if c.get("name") == context), current)
+    return ((current or {}).get("context") or {}).get("namespace") or "default"
 
 
 class CountingApiClient(k8s.ApiClient):

@@ -182,8 +182,8 @@ PAUSED = AT_STEP_1.model_copy(update={"paused_at": text(70), "paused_by": "alice
 REJECTED_V2 = RejectedModel(**dict(V2), rejected_at=text(0))
 
 
-def promote(step: int | None, of: CanaryStatus = AT_STEP_1) -> Commands:
-    return Commands(promote=Promote(canary_id(of), step, "alice"))
+def promote(step: int | None, of: CanaryStatus = AT_STEP_1, gate: bool = False) -> Commands:
+    return Commands(promote=Promote(canary_id(of), step, "alice", gate))
 
 
 COMMAND_CASES: dict[str, Case] = {
@@ -245,12 +245,32 @@ COMMAND_CASES: dict[str, Case] = {
         state=state("Paused", canary(step=1, steps=GATED.steps, step_started=60)),
         desired=V2,
         settings=GATED,
-        observed=ready(50, commands=promote(1, canary(step=1, steps=GATED.steps))),
+        observed=ready(50, commands=promote(1, canary(step=1, steps=GATED.steps), gate=True)),
         now=at(200),
         phase="Promoting",
         canary=(1, 100),
         events=("Promoting",),
         history=("Approved",),
+    ),
+    "promote-that-led-to-the-gate-does-not-approve": Case(
+        state=state("Paused", canary(step=1, steps=GATED.steps, step_started=60)),
+        desired=V2,
+        settings=GATED,
+        observed=ready(50, commands=promote(1, canary(step=1, steps=GATED.steps))),
+        now=at(200),
+        phase="Paused",
+        canary=(1, 50),
+    ),
+    "promote-to-the-gate": Case(
+        state=state("Progressing", canary(step=1, steps=GATED.steps, step_started=60)),
+        desired=V2,
+        settings=GATED,
+        observed=ready(50, commands=promote(1, canary(step=1, steps=GATED.steps))),
+        now=at(200),
+        phase="Paused",
+        canary=(1, 50),
+        events=("StepSkipped", "AwaitingApproval"),
+        history=("StepSkipped", "AwaitingApproval"),
     ),
     "pause-holds-the-canary": Case(
         state=state("Progressing", AT_STEP_1),

@@ -33,12 +33,14 @@ from rung.api.status import CanaryStatus, ModelRef, RejectedModel
 
 @dataclass(frozen=True)
 class Promote:
-    """Skip the current step's analysis (`step` set) or every remaining step and the
-    approval gate (`step` None: `--full`)."""
+    """Skip the current step's analysis (`step` set), approve at the gate (`gate`: given
+    while the canary waited there), or skip every remaining step and the gate (`step`
+    None: `--full`)."""
 
     canary: str
     step: int | None
     by: str
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,9 @@ def read_commands(annotations: Mapping[str, str]) -> Commands:
         invalid.append(f"annotation {PROMOTE_ANNOTATION}: step must be a number or null")
         promote = None
     return Commands(
-        promote=Promote(str(promote["canary"]), step, _by(promote)) if promote else None,
+        promote=Promote(str(promote["canary"]), step, _by(promote), promote.get("gate") is True)
+        if promote
+        else None,
         abort=Abort(str(abort["canary"]), _by(abort)) if abort else None,
         retry=Retry(str(retry["rejected"]), _by(retry)) if retry else None,
         undo=Undo(str(undo["to"]), str(undo.get("version", "")), str(undo["spec"]), _by(undo))

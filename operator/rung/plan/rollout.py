@@ -158,9 +158,12 @@ def _commanded(
     promote = commands.promote
     if promote is not None and promote.canary == this and canary.weight > 0:
         at_gate = state.phase == "Paused" and canary.paused_at is None
-        if promote.step is None or (at_gate and promote.step == canary.step):
-            return _promote(state, at, approved=at_gate, by=promote.by, full=promote.step is None)
-        if promote.step == canary.step:
+        if promote.step is None:
+            return _promote(state, at, approved=at_gate, by=promote.by, full=True)
+        if promote.step == canary.step and promote.gate == at_gate:
+            # A step's promote that led to the gate is spent there: approval is asked anew.
+            if at_gate:
+                return _promote(state, at, approved=True, by=promote.by)
             return _skip_step(state, canary, settings, observed, at, promote.by)
     pause = commands.pause
     if pause is not None and state.phase == "Progressing":

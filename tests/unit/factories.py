@@ -20,14 +20,28 @@ NAMESPACE = "team-a"
 UID = "0b6f6a8e-1111-2222-3333-444455556666"
 
 
+DATA = {"uri": "s3://datasets/fraud", "version": "2025-02-01"}
+"""spec.model.data of the factories' model: the dataset it was trained on."""
+OWNERS = {
+    "onCall": {"name": "team-fraud", "contact": "#fraud-oncall"},
+    "releaseOwner": {"name": "ada", "contact": "ada@example.com"},
+    "pipelineOwner": {"name": "team-ml-platform", "contact": "ml-platform@example.com"},
+    "riskReviewer": {"name": "risk-office", "contact": "risk@example.com"},
+}
+"""spec.owners holding every responsibility."""
+
+
 def model(**fields: Any) -> dict[str, Any]:
-    """A spec.model in wire form; `fields` (camelCase) replace or add keys."""
-    return {
+    """A spec.model in wire form; `fields` (camelCase) replace or add keys (a None value
+    removes one, e.g. `data=None`)."""
+    out = {
         "format": "sklearn",
         "storageUri": "s3://models/fraud/v1",
         "version": "v1",
+        "data": DATA,
         **fields,
     }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def body(
@@ -39,8 +53,11 @@ def body(
     annotations: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    """A ModelDeployment as the API server returns it."""
+    """A ModelDeployment as the API server returns it; spec.owners holds every
+    responsibility unless `owners` says otherwise (None: no owners)."""
     maturity = spec.pop("maturity", {"level": level})
+    spec.setdefault("owners", OWNERS)
+    spec = {k: v for k, v in spec.items() if v is not None}
     return {
         "apiVersion": "rung.dev/v1alpha1",
         "kind": "ModelDeployment",

@@ -197,6 +197,7 @@ def test_wire_is_camel_case_without_unset_optionals() -> None:
             "storageUri": "s3://models/fraud/v1",
             "version": "v1",
             "resources": {"requests": {"cpu": "500m"}},
+            "data": f.DATA,
         },
         "serving": {"deploymentMode": "RawDeployment", "minReplicas": 1, "maxReplicas": 1},
         "monitoring": {"slo": {"latencyP95Ms": 100}, "interval": "30s"},

@@ -867,6 +867,8 @@ def test_assess_sorts_and_summarizes_per_namespace() -> None:
         "Prometheus Operator": True,
         "Gateway API": True,
         "Argo Workflows": True,
+        "Kubeflow Pipelines": True,
+        "Knative Eventing": True,
     }
 
 

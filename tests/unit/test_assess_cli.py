@@ -101,6 +101,8 @@ def test_namespace_defaults_to_the_context_and_pages_are_followed(
         "Prometheus Operator": True,
         "Gateway API": False,
         "Argo Workflows": False,
+        "Kubeflow Pipelines": False,
+        "Knative Eventing": False,
     }
 
 
@@ -145,6 +147,8 @@ def test_assess_discovers_each_component_crd(
         "prometheusrules.monitoring.coreos.com",
         "httproutes.gateway.networking.k8s.io",
         "workflowtemplates.argoproj.io",
+        "scheduledworkflows.kubeflow.org",
+        "brokers.eventing.knative.dev",
     ]
 
 

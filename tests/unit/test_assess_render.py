@@ -17,12 +17,12 @@ from rung.assess.render import (
     FORMATS,
     align,
     climb_text,
-    compact_fields,
     md_cell,
     need_sentences,
     render,
     to_json,
 )
+from rung.assess.wording import compact_fields
 from rung.plan.capability import Need
 from rung.plan.registry import COMPONENT_KINDS
 
@@ -85,6 +85,8 @@ TOP_KEYS = {
     "scope",
     "defaultPrometheusUrl",
     "components",
+    "tools",
+    "people",
     "namespaces",
     "deployments",
 }
@@ -107,6 +109,11 @@ DEPLOYMENT_KEYS = {
     "costs",
     "notes",
     "error",
+    "responsibilities",
+    "unassigned",
+    "lineage",
+    "unknownData",
+    "peopleCosts",
 }
 COST_KEYS = {
     "capability",

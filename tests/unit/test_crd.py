@@ -351,6 +351,38 @@ def test_governance_field_required_at_level_4(spec_schema: dict[str, Any], field
     assert rule["reason"] == "FieldValueRequired"
 
 
+@pytest.mark.parametrize(
+    ("key", "condition"),
+    [
+        (
+            "releaseOwner",
+            "(has(self.maturity.overrides) && has(self.maturity.overrides.canary)"
+            " ? self.maturity.overrides.canary : self.maturity.level >= 2)",
+        ),
+        ("riskReviewer", "self.maturity.level >= 4"),
+    ],
+)
+def test_required_responsibilities_are_refused_when_missing(
+    spec_schema: dict[str, Any], key: str, condition: str
+) -> None:
+    (rule,) = [r for r in rules(spec_schema) if r.get("fieldPath") == f".owners.{key}"]
+    assert rule["rule"] == f"!{condition} || (has(self.owners) && has(self.owners.{key}))"
+    assert rule["message"].startswith(f"spec.owners.{key} is required at maturity level")
+    assert rule["reason"] == "FieldValueRequired"
+
+
+def test_recommended_responsibilities_are_not_required(spec_schema: dict[str, Any]) -> None:
+    paths = {r.get("fieldPath") for r in rules(spec_schema)}
+    assert ".owners.onCall" not in paths
+    assert ".owners.pipelineOwner" not in paths
+
+
+def test_model_data_required_from_level_3(spec_schema: dict[str, Any]) -> None:
+    (rule,) = [r for r in rules(spec_schema) if r.get("fieldPath") == ".model.data"]
+    assert rule["rule"] == "self.maturity.level < 3 || has(self.model.data)"
+    assert "spec.model.data is required at maturity level 3" in rule["message"]
+
+
 def test_gateway_api_router_needs_raw_deployment(spec_schema: dict[str, Any]) -> None:
     assert any(r.get("fieldPath") == ".rollout.router" for r in rules(spec_schema))
 

@@ -34,3 +34,7 @@ PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "Promet
 HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
 WORKFLOW_TEMPLATE = Kind("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
+SCHEDULED_WORKFLOW = Kind("kubeflow.org", "v1beta1", "scheduledworkflows", "ScheduledWorkflow")
+"""Installed with Kubeflow Pipelines (its recurring-run controller): how discovery sees KFP."""
+BROKER = Kind("eventing.knative.dev", "v1", "brokers", "Broker")
+"""Knative Eventing's Broker: KServe's default payload-logging sink (`default-broker`)."""

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema
 
 from rung.api._base import ApiModel, Duration, Quantity, cel, with_rules
+from rung.api.owners import RESPONSIBILITIES, Owners, Responsibility
 
 MAX_LEVEL = 4
 
@@ -118,6 +119,36 @@ class ResourceRequirements(ApiModel):
     """Maximum resources, e.g. `{memory: 2Gi, nvidia.com/gpu: 1}`."""
 
 
+class TrainingData(ApiModel):
+    """The data a model version was trained on: its lineage."""
+
+    model_config = with_rules(
+        cel(
+            "has(self.version) || has(self.digest)",
+            "spec.model.data needs version or digest: which state of the dataset trained"
+            " this model",
+            field_path=".version",
+            reason="FieldValueRequired",
+        )
+    )
+
+    uri: Annotated[str, Field(min_length=1, max_length=2048)]
+    """Where the dataset lives, e.g. `s3://datasets/fraud`, a lakeFS or DVC URI, or a
+    feature-store table."""
+    version: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """The dataset's version: a tag, snapshot id, lakeFS commit or DVC revision."""
+    digest: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """A content digest of the dataset, e.g. `sha256:4f1c...`."""
+    training_run: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """The retraining run that trained this model on this data (`<md>-retrain-<n>`,
+    `$RUNG_RUN`): set by the pipeline when it hands the model back, so that
+    status.retraining.runs records what the run produced."""
+
+    def describe(self) -> str:
+        """`s3://datasets/fraud@2025-03-01` (or `...@sha256:...`)."""
+        return f"{self.uri}@{self.version or self.digest}"
+
+
 class ModelSource(ApiModel):
     """The model to serve."""
 
@@ -137,6 +168,10 @@ class ModelSource(ApiModel):
     `-`), shown in status and on the objects serving it."""
     resources: ResourceRequirements | None = None
     """Requests and limits of the model server container."""
+    data: TrainingData | None = None
+    """The data this model version was trained on (dataset URI and version or digest).
+    It travels with the version: in status.stable, canary and rejected, in history
+    entries and in the decision CloudEvents. Required from level 3."""
 
 
 class Serving(ApiModel):
@@ -536,6 +571,28 @@ class Governance(ApiModel):
     """Risk class in the sense of the EU AI Act."""
 
 
+def _capability_on(responsibility: Responsibility) -> str:
+    """CEL: whether the capability bringing `responsibility` is on (level and override)."""
+    capability, level = responsibility.capability, responsibility.level
+    by_level = f"self.maturity.level >= {level}"
+    if capability not in {info.alias for info in MaturityOverrides.model_fields.values()}:
+        return by_level
+    override = f"self.maturity.overrides.{capability}"
+    return f"(has(self.maturity.overrides) && has({override}) ? {override} : {by_level})"
+
+
+def _responsibility_rule(responsibility: Responsibility) -> dict[str, str]:
+    """A CEL rule requiring spec.owners.<key> when its capability is on."""
+    key = responsibility.key
+    return cel(
+        f"!{_capability_on(responsibility)} || (has(self.owners) && has(self.owners.{key}))",
+        f"{responsibility.field} is required at maturity level {responsibility.level}"
+        f" and above: the {responsibility.title} {responsibility.duty}",
+        field_path=f".owners.{key}",
+        reason="FieldValueRequired",
+    )
+
+
 _REQUIRED_AT_LEVEL = [
     cel(
         "self.maturity.level < 3"
@@ -555,6 +612,14 @@ _REQUIRED_AT_LEVEL = [
         )
         for f in ("owner", "contact", "intendedUse", "riskClass")
     ],
+    cel(
+        "self.maturity.level < 3 || has(self.model.data)",
+        "spec.model.data is required at maturity level 3 and above: the dataset (uri and"
+        " version or digest) the model was trained on",
+        field_path=".model.data",
+        reason="FieldValueRequired",
+    ),
+    *[_responsibility_rule(r) for r in RESPONSIBILITIES if r.required],
     cel(
         "!has(self.rollout) || self.rollout.router != 'gateway-api'"
         " || self.serving.deploymentMode == 'RawDeployment'",
@@ -585,6 +650,10 @@ class ModelDeploymentSpec(ApiModel):
     """Level 4: explainer and payload logging."""
     governance: Governance | None = None
     """Level 4: ownership metadata, required at level 4."""
+    owners: Owners | None = None
+    """Who holds the responsibilities the capabilities bring: on-call (level 1),
+    release owner (level 2, required), pipeline owner (level 3), risk reviewer
+    (level 4, required)."""
 
     def monitoring_or_default(self) -> Monitoring:
         """spec.monitoring, or its defaults when unset (the one place they are stated)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rung.api._base import ApiModel
-from rung.api.spec import ModelSource
+from rung.api.spec import ModelSource, TrainingData
 
 Phase = Literal[
     "Pending",
@@ -53,6 +53,21 @@ class ModelRef(ApiModel):
     """The full model fields, so this version keeps serving while the spec names another."""
     predictor_name: str | None = None
     """kserve router, RawDeployment: the predictor name serving this version."""
+    data: TrainingData | None = None
+    """The data this version was trained on (spec.model.data when it was applied);
+    absent when the spec did not say: lineage unknown."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lineage_from_model(cls, values: Any) -> Any:
+        """`data` travels with `model`: taken from model.data when not given."""
+        if not isinstance(values, dict) or values.get("data") is not None:
+            return values
+        model = values.get("model")
+        data = model.data if isinstance(model, ModelSource) else None
+        if isinstance(model, dict):
+            data = model.get("data")
+        return {**values, "data": data} if data is not None else values
 
 
 class CanaryStatus(ModelRef):
@@ -156,6 +171,14 @@ class RetrainingRun(ApiModel):
     """Launches so far; a run not found after launching is launched again, up to 3 times."""
     observed: bool = False
     """Whether the launcher has reported the run since it was launched."""
+    data: TrainingData | None = None
+    """The data of the model it was launched for (handed to the pipeline as
+    RUNG_DATA_URI, RUNG_DATA_VERSION, RUNG_DATA_DIGEST)."""
+    result_version: str | None = None
+    """The model version the run handed back (spec.model whose data.trainingRun names
+    this run)."""
+    trained_on: TrainingData | None = None
+    """The data the run trained that model on, as it handed it back in spec.model.data."""
 
 
 class TriggerStatus(ApiModel):
@@ -221,6 +244,8 @@ class HistoryEntry(ApiModel):
     """Details."""
     version: str | None = None
     """Model version it concerned."""
+    data: TrainingData | None = None
+    """The data that model version was trained on, when known (its lineage)."""
 
 
 OUTBOX_LIMIT = 100

@@ -17,9 +17,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rung.api.owners import RESPONSIBILITIES, Owners
 from rung.api.resource import ModelDeployment
 from rung.api.spec import MAX_LEVEL, ModelDeploymentSpec
-from rung.assess.report import Assessment, DeploymentAssessment, NamespaceSummary
+from rung.api.status import ModelRef
+from rung.assess.people import PeopleCost, PeopleRates, people_cost
+from rung.assess.report import (
+    Assessment,
+    Assignment,
+    DeploymentAssessment,
+    LevelTools,
+    LineageEntry,
+    LineageRole,
+    NamespaceSummary,
+    ToolStatus,
+)
 from rung.ladder import LEVEL_NAMES, LadderResult, capabilities
 from rung.plan.capability import CapabilityEntry, Cluster, ClusterInventory, Cost, Need
 from rung.plan.registry import REGISTRY, components_of
@@ -33,8 +45,11 @@ __all__ = [
     "assess_one",
     "describe_error",
     "estimate_costs",
+    "lineage",
     "needs_at",
+    "responsibilities",
     "summarize",
+    "tools_per_level",
 ]
 
 Registry = tuple[CapabilityEntry, ...]
@@ -46,9 +61,97 @@ def needs_at(
     """What `spec`, with its maturity level set to `level`, lacks to work fully there."""
     ladder = capabilities(level, spec.maturity.overrides)
     out = [Need("field", "spec.maturity.overrides", text, "maturity") for text in ladder.refused]
+    owners = spec.owners or Owners()
     for entry in registry:
         if entry.on(ladder, level):
             out += entry.needs(spec, cluster)
+            out += [
+                Need("field", r.field, f"the {r.title} {r.duty}", entry.name, r.required)
+                for r in entry.responsibilities
+                if owners.holder(r) is None
+            ]
+    return out
+
+
+def responsibilities(
+    md: ModelDeployment, next_level: int | None, registry: Registry = REGISTRY
+) -> list[Assignment]:
+    """The responsibilities of the capabilities on now or at `next_level`, with holders."""
+    maturity = md.spec.maturity
+    now = capabilities(maturity.level, maturity.overrides)
+    then = capabilities(next_level, maturity.overrides) if next_level is not None else now
+    owners = md.spec.owners or Owners()
+    out = []
+    for entry in registry:
+        active = entry.on(now, maturity.level)
+        if not (active or entry.on(then, next_level or maturity.level)):
+            continue
+        for r in entry.responsibilities:
+            holder = owners.holder(r)
+            out.append(
+                Assignment(
+                    responsibility=r.key,
+                    title=r.title,
+                    duty=r.duty,
+                    capability=entry.name,
+                    level=r.level,
+                    field=r.field,
+                    required=r.required,
+                    active=active,
+                    holder=holder.name if holder else None,
+                    contact=holder.contact if holder else None,
+                )
+            )
+    return out
+
+
+def lineage(md: ModelDeployment) -> list[LineageEntry]:
+    """Each model version in play (status stable, canary, rejected; the spec's when it is
+    none of those) with the data it was trained on. spec.model.data also speaks for the
+    version the spec names, so lineage added to the spec later closes the gap."""
+    spec_model, status = md.spec.model, md.status
+    out: list[LineageEntry] = []
+    refs: tuple[tuple[LineageRole, ModelRef | None], ...] = (
+        ("stable", status.stable),
+        ("canary", status.canary),
+        ("rejected", status.rejected),
+    )
+    for role, ref in refs:
+        if ref is None:
+            continue
+        data = ref.data
+        if data is None and ref.version == spec_model.version:
+            data = spec_model.data
+        out.append(LineageEntry(role=role, version=ref.version, data=data))
+    if all(e.version != spec_model.version for e in out if e.role != "rejected"):
+        out.append(LineageEntry(role="spec", version=spec_model.version, data=spec_model.data))
+    return out
+
+
+def people_costs(assignments: Iterable[Assignment], rates: PeopleRates) -> list[PeopleCost]:
+    """The people cost of each assignment, or the inputs it lacks."""
+    by_key = {r.key: r for r in RESPONSIBILITIES}
+    return [
+        people_cost(by_key[a.responsibility], rates, capability=a.capability, active=a.active)
+        for a in assignments
+    ]
+
+
+def tools_per_level(inventory: ClusterInventory, registry: Registry = REGISTRY) -> list[LevelTools]:
+    """Per level, the components its capabilities rely on, installed or not."""
+    out = []
+    for level in range(MAX_LEVEL + 1):
+        components = components_of(tuple(e for e in registry if e.level == level))
+        tools = tuple(
+            ToolStatus(
+                c.name,
+                c.role,
+                inventory.has(c),
+                tuple(k.name for k in c.crds if not inventory.has(k)),
+            )
+            for c in components
+        )
+        out.append(LevelTools(level, LEVEL_NAMES[level], tools))
     return out
 
 
@@ -133,6 +236,7 @@ def assess_one(
     inventory: ClusterInventory,
     default_prometheus_url: str | None = None,
     registry: Registry = REGISTRY,
+    people_rates: PeopleRates | None = None,
 ) -> DeploymentAssessment:
     """The assessment of one ModelDeployment body."""
     try:
@@ -145,6 +249,7 @@ def assess_one(
     cluster = Cluster(inventory, default_prometheus_url)
     next_level = level + 1 if level < MAX_LEVEL else None
     ready = _ready_status(md)
+    assignments = responsibilities(md, next_level, registry)
     return DeploymentAssessment(
         namespace=md.namespace,
         name=md.name,
@@ -164,6 +269,9 @@ def assess_one(
         else tuple(needs_at(spec, next_level, cluster, registry)),
         costs=tuple(estimate_costs(md, next_level, registry)),
         notes=tuple(_notes(md, ladder, ready)),
+        responsibilities=tuple(assignments),
+        lineage=tuple(lineage(md)),
+        people_costs=tuple(people_costs(assignments, people_rates or PeopleRates())),
     )
 
 
@@ -199,11 +307,13 @@ def assess(
     default_prometheus_url: str | None = None,
     scope: str | None = None,
     registry: Registry = REGISTRY,
+    people_rates: PeopleRates | None = None,
 ) -> Assessment:
     """The maturity report for `bodies` (ModelDeployments) in a cluster with `inventory`,
-    for the capabilities in `registry`."""
+    for the capabilities in `registry`; people priced with `people_rates` when given."""
+    rates = people_rates or PeopleRates()
     deployments = sorted(
-        (assess_one(b, inventory, default_prometheus_url, registry) for b in bodies),
+        (assess_one(b, inventory, default_prometheus_url, registry, rates) for b in bodies),
         key=lambda d: (d.namespace, d.name),
     )
     return Assessment(
@@ -213,4 +323,6 @@ def assess(
         default_prometheus_url=default_prometheus_url,
         scope=scope,
         known_components=components_of(registry),
+        tools=tuple(tools_per_level(inventory, registry)),
+        people_rates=rates,
     )

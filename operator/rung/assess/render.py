@@ -6,21 +6,40 @@
   present (null when it does not apply), so scripts can rely on the shape.
 - `markdown`: a report to paste into a document: summary and deployment tables, then a
   "Next steps" list.
+- `html`: one self-contained page with charts (`rung.assess.html`).
+
+Every format carries the same people, tools and data: responsibilities and who holds
+them, the tools of each level, people cost (or the inputs it lacks) and data lineage.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
 from rung.assess.report import Assessment, DeploymentAssessment, NamespaceSummary
-from rung.plan.capability import Need
+from rung.assess.wording import (
+    advisories,
+    climb_text,
+    cluster_notes,
+    current_gaps,
+    data_text,
+    empty_text,
+    level_text,
+    need_sentences,
+    needs_text,
+    new_blockers,
+    people_cost_text,
+    status_cells,
+    summary_text,
+    tools_text,
+)
 
-OutputFormat = Literal["table", "json", "markdown"]
-FORMATS: tuple[OutputFormat, ...] = ("table", "json", "markdown")
+OutputFormat = Literal["table", "json", "markdown", "html"]
+FORMATS: tuple[OutputFormat, ...] = ("table", "json", "markdown", "html")
 REPORT_KIND = "MaturityAssessment"
 REPORT_VERSION = 1
 """Bumped when a JSON key changes meaning or disappears (new keys do not bump it)."""
@@ -32,121 +51,11 @@ def render(assessment: Assessment, output: OutputFormat) -> str:
         return json.dumps(to_json(assessment), indent=2) + "\n"
     if output == "markdown":
         return render_markdown(assessment)
+    if output == "html":
+        from rung.assess.html import render_html
+
+        return render_html(assessment)
     return render_table(assessment)
-
-
-# ---------------------------------------------------------------------------------------
-# Shared wording
-# ---------------------------------------------------------------------------------------
-
-
-def level_text(level: int | None, name: str | None) -> str:
-    """`2 Progressive`, or `-` when there is no level."""
-    return "-" if level is None else f"{level} {name}"
-
-
-def compact_fields(paths: Iterable[str]) -> list[str]:
-    """Field paths with a shared parent folded: `spec.governance.{owner,contact}`."""
-    groups: dict[str, list[str]] = {}
-    for path in paths:
-        parent, _, leaf = path.rpartition(".")
-        groups.setdefault(parent, []).append(leaf)
-    out = []
-    for parent, leaves in groups.items():
-        if len(leaves) == 1:
-            out.append(f"{parent}.{leaves[0]}" if parent else leaves[0])
-        else:
-            out.append(f"{parent}.{{{','.join(leaves)}}}")
-    return out
-
-
-def needs_text(needs: Sequence[Need]) -> str:
-    """Blocking needs in a few words: fields folded, components by name."""
-    fields = compact_fields(n.what for n in needs if n.kind == "field")
-    components = [f"{n.what} (not installed)" for n in needs if n.kind == "component"]
-    return ", ".join([*fields, *components]) or "-"
-
-
-def _status_cells(d: DeploymentAssessment) -> list[str]:
-    """The first cells of a deployment's row: namespace, name, level, phase, readiness."""
-    return [d.namespace, d.name, level_text(d.level, d.level_name), d.phase or "-", d.ready or "-"]
-
-
-def climb_text(d: DeploymentAssessment) -> str:
-    """`yes`, `no`, `top` (level 4) or `invalid`."""
-    if d.error is not None:
-        return "invalid"
-    if d.next_level is None:
-        return "top"
-    return "yes" if d.ready_to_climb else "no"
-
-
-def advisories(d: DeploymentAssessment) -> list[Need]:
-    """Non-blocking spec fields worth a note, of the next level (or the current one at the
-    top). Missing components that only reduce a capability are cluster notes instead."""
-    source = d.next_needs if d.next_level is not None else d.gaps
-    return [n for n in source if not n.blocking and n.kind == "field"]
-
-
-def cluster_notes(assessment: Assessment) -> list[tuple[Need, list[str]]]:
-    """Non-blocking missing components, once each, with the deployments they affect."""
-    found: dict[str, tuple[Need, list[str]]] = {}
-    for d in assessment.deployments:
-        source = d.next_needs if d.next_level is not None else d.gaps
-        for need in source:
-            if need.kind == "component" and not need.blocking:
-                entry = found.setdefault(need.what, (need, []))
-                entry[1].append(f"{d.namespace}/{d.name}")
-    return list(found.values())
-
-
-def current_gaps(d: DeploymentAssessment) -> list[Need]:
-    """Blocking needs of the level in force: something already does not work fully."""
-    return [n for n in d.gaps if n.blocking]
-
-
-def new_blockers(d: DeploymentAssessment) -> list[Need]:
-    """Blocking needs the next level adds to those of the current level."""
-    now = set(current_gaps(d))
-    return [n for n in d.blockers if n not in now]
-
-
-def need_sentences(needs: Sequence[Need], code: str = "") -> list[str]:
-    """Needs as sentence fragments; fields with the same reason share one sentence.
-
-    `code` wraps names (a backtick for Markdown).
-    """
-    fields_by_why: dict[str, list[str]] = {}
-    order: list[tuple[str, str]] = []  # ("field", why) or ("component", sentence)
-    for need in needs:
-        if need.kind == "component":
-            crds = ", ".join(f"{code}{c}{code}" for c in need.crds)
-            order.append(("component", f"install {need.what} ({crds}): {need.why}"))
-        else:
-            if need.why not in fields_by_why:
-                fields_by_why[need.why] = []
-                order.append(("field", need.why))
-            fields_by_why[need.why].append(f"{code}{need.what}{code}")
-    return [
-        f"set {', '.join(fields_by_why[text])}: {text}" if kind == "field" else text
-        for kind, text in order
-    ]
-
-
-def summary_text(s: NamespaceSummary) -> str:
-    """`team-a: 5 ModelDeployments (level 0: 1, ...); 2 ready to climb, 1 at the top, ...`."""
-    levels = ", ".join(f"level {i}: {n}" for i, n in enumerate(s.per_level))
-    plural = "" if s.total == 1 else "s"
-    parts = [f"{s.ready_to_climb} ready to climb", f"{s.at_top} at the top"]
-    parts.append(f"{s.not_ready} not ready")
-    if s.invalid:
-        parts.append(f"{s.invalid} invalid")
-    return f"{s.namespace}: {s.total} ModelDeployment{plural} ({levels}); {', '.join(parts)}"
-
-
-def _empty_text(assessment: Assessment) -> str:
-    where = f"namespace {assessment.scope}" if assessment.scope else "any namespace"
-    return f"No ModelDeployments found in {where}."
 
 
 # ---------------------------------------------------------------------------------------
@@ -173,6 +82,15 @@ def to_json(assessment: Assessment) -> dict[str, Any]:
             }
             for c in assessment.known_components
         ],
+        "tools": to_jsonable_python(assessment.tools, by_alias=True),
+        "people": {
+            "source": assessment.people_rates.source,
+            "currency": assessment.people_rates.currency or None,
+            "hourlyRate": assessment.people_rates.hourly_rate,
+            "rates": dict(assessment.people_rates.rates),
+            "hoursPerWeek": dict(assessment.people_rates.hours_per_week),
+            "missingInputs": list(assessment.people_inputs_missing),
+        },
         "namespaces": to_jsonable_python(assessment.namespaces, by_alias=True),
         "deployments": to_jsonable_python(assessment.deployments, by_alias=True),
     }
@@ -198,10 +116,10 @@ def align(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def render_table(assessment: Assessment) -> str:
     """The report as aligned columns and short sections."""
     if not assessment.deployments:
-        return _empty_text(assessment) + "\n" + _components_line(assessment) + "\n"
+        return empty_text(assessment) + "\n" + _components_line(assessment) + "\n"
     rows = [
         [
-            *_status_cells(d),
+            *status_cells(d),
             ",".join(d.capabilities) or "-",
             level_text(d.next_level, d.next_level_name),
             climb_text(d),
@@ -223,6 +141,32 @@ def render_table(assessment: Assessment) -> str:
         lines += ["", "COST OF THE NEXT LEVEL"]
         lines += align(["DEPLOYMENT", "CAPABILITY", "EXTRA"], cost_rows)
 
+    owner_rows = [
+        [
+            f"{d.namespace}/{d.name}",
+            f"{a.title} (level {a.level})",
+            a.field,
+            "required" if a.required else "recommended",
+        ]
+        for d in assessment.deployments
+        for a in d.responsibilities
+        if not a.assigned
+    ]
+    if owner_rows:
+        lines += ["", "UNASSIGNED RESPONSIBILITIES"]
+        lines += align(["DEPLOYMENT", "RESPONSIBILITY", "FIELD", "AT ITS LEVEL"], owner_rows)
+    lineage_rows = [
+        [f"{d.namespace}/{d.name}", version, data]
+        for d in assessment.deployments
+        for version, data in data_text(d)
+    ]
+    if lineage_rows:
+        lines += ["", "DATA LINEAGE"]
+        lines += align(["DEPLOYMENT", "MODEL VERSION", "TRAINED ON"], lineage_rows)
+    people = people_cost_text(assessment)
+    if people:
+        lines += ["", "PEOPLE COST"] + [f"  {line}" for line in people]
+
     notes = [
         (f"{d.namespace}/{d.name}", text) for d in assessment.deployments for text in _notes(d)
     ]
@@ -232,6 +176,8 @@ def render_table(assessment: Assessment) -> str:
     lines += ["", _components_line(assessment)]
     for need, affected in cluster_notes(assessment):
         lines.append(f"  {need_sentences([need])[0]} (affects {', '.join(affected)})")
+    lines += ["", "TOOLS PER LEVEL"]
+    lines += [f"  level {t.level} {t.level_name}: {tools_text(t)}" for t in assessment.tools]
     return "\n".join(lines) + "\n"
 
 
@@ -340,7 +286,7 @@ def _md_deployments(deployments: Sequence[DeploymentAssessment]) -> list[str]:
     header = ["Namespace", "Name", "Level", "Phase", "Ready", "Capabilities", "Next level"]
     rows = [
         [
-            *_status_cells(d),
+            *status_cells(d),
             ", ".join(d.capabilities),
             level_text(d.next_level, d.next_level_name),
             _md_needs_cell(d),
@@ -356,9 +302,41 @@ def render_markdown(assessment: Assessment) -> str:
     lines = ["# Rung maturity assessment", "", f"Scope: {scope}.", ""]
     lines += _md_cluster(assessment)
     if not assessment.deployments:
-        return "\n".join([*lines, _empty_text(assessment)]) + "\n"
+        return "\n".join([*lines, empty_text(assessment)]) + "\n"
     lines += ["## Summary", "", *_md_summary(assessment.namespaces)]
     lines += ["", "## Deployments", "", *_md_deployments(assessment.deployments)]
+    lines += ["", "## Responsibilities", ""]
+    lines += md_table(
+        ["Deployment", "Responsibility", "Level", "Field", "Held by", "Now or next"],
+        [
+            [
+                f"{d.namespace}/{d.name}",
+                a.title + (" (required)" if a.required else ""),
+                str(a.level),
+                f"`{a.field}`",
+                f"{a.holder} ({a.contact})" if a.holder else "**unassigned**",
+                "now" if a.active else "next level",
+            ]
+            for d in assessment.deployments
+            for a in d.responsibilities
+        ],
+    )
+    lines += ["", "## Tools per level", ""]
+    lines += md_table(
+        ["Level", "Tools"],
+        [[level_text(t.level, t.level_name), tools_text(t)] for t in assessment.tools],
+    )
+    lines += ["", "## Data lineage", ""]
+    lines += md_table(
+        ["Deployment", "Model version", "Trained on"],
+        [
+            [f"{d.namespace}/{d.name}", version, data if data != "unknown" else "**unknown**"]
+            for d in assessment.deployments
+            for version, data in data_text(d)
+        ],
+    )
+    lines += ["", "## People cost", ""]
+    lines += [f"- {line}" for line in people_cost_text(assessment)] or ["- none"]
     lines += ["", "## Next steps", ""]
     for d in assessment.deployments:
         lines += next_step(d)

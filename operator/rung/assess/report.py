@@ -13,9 +13,77 @@ from pydantic import computed_field
 from pydantic.dataclasses import dataclass as report_part
 
 from rung.api._base import CAMEL_CASE
+from rung.api.spec import TrainingData
+from rung.assess.people import PeopleCost, PeopleRates
 from rung.plan.capability import ClusterInventory, Component, Cost, Need
 
 CapabilitySource = Literal["status", "spec"]
+LineageRole = Literal["stable", "canary", "rejected", "spec"]
+
+
+@report_part(frozen=True, config=CAMEL_CASE, kw_only=True)
+class Assignment:
+    """One responsibility a capability brings, and who holds it (spec.owners)."""
+
+    responsibility: str
+    """Its key under spec.owners (`onCall`, `releaseOwner` ...)."""
+    title: str
+    """`on-call`, `release owner` ..."""
+    duty: str
+    """What the holder does."""
+    capability: str
+    level: int
+    """The level that brings it."""
+    field: str
+    """`spec.owners.<key>`."""
+    required: bool
+    """Whether the API server refuses its level without it."""
+    active: bool
+    """Whether its capability is on now."""
+    holder: str | None = None
+    contact: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def assigned(self) -> bool:
+        """Whether somebody holds it."""
+        return self.holder is not None
+
+
+@report_part(frozen=True, config=CAMEL_CASE, kw_only=True)
+class LineageEntry:
+    """A model version the deployment serves, names or rejected, with its training data."""
+
+    role: LineageRole
+    """stable, canary or rejected (status), or spec (not applied yet, or no status)."""
+    version: str
+    data: TrainingData | None = None
+    """The dataset it was trained on; None: unknown."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def known(self) -> bool:
+        """Whether the training data of this version is known."""
+        return self.data is not None
+
+
+@report_part(frozen=True, config=CAMEL_CASE)
+class ToolStatus:
+    """One cluster component a level relies on, found (or not) by API discovery."""
+
+    name: str
+    role: str
+    installed: bool
+    crds: tuple[str, ...] = ()
+
+
+@report_part(frozen=True, config=CAMEL_CASE)
+class LevelTools:
+    """The components the capabilities of one level rely on."""
+
+    level: int
+    level_name: str
+    tools: tuple[ToolStatus, ...] = ()
 
 
 @report_part(frozen=True, config=CAMEL_CASE)
@@ -49,6 +117,24 @@ class DeploymentAssessment:
     """Anything else worth knowing (stale status, refused capabilities)."""
     error: str | None = None
     """Why the spec could not be read, when it could not."""
+    responsibilities: tuple[Assignment, ...] = ()
+    """The responsibilities of the capabilities on now or coming with the next level."""
+    lineage: tuple[LineageEntry, ...] = ()
+    """Each model version in play and the data it was trained on."""
+    people_costs: tuple[PeopleCost, ...] = ()
+    """People cost of each responsibility in `responsibilities` (or the inputs missing)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def unassigned(self) -> tuple[str, ...]:
+        """Keys of the responsibilities (now or at the next level) nobody holds."""
+        return tuple(a.responsibility for a in self.responsibilities if not a.assigned)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def unknown_data(self) -> tuple[str, ...]:
+        """Model versions whose training data is unknown (lineage gaps)."""
+        return tuple(dict.fromkeys(e.version for e in self.lineage if not e.known))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -98,6 +184,17 @@ class Assessment:
     """The namespace assessed; None for all namespaces."""
     known_components: tuple[Component, ...] = field(default=())
     """The cluster add-ons of the assessed capabilities."""
+    tools: tuple[LevelTools, ...] = field(default=())
+    """Per level, the components its capabilities rely on, installed or missing."""
+    people_rates: PeopleRates = field(default_factory=PeopleRates)
+    """What the user said people cost (nothing: costs name the inputs they lack)."""
+
+    @property
+    def people_inputs_missing(self) -> tuple[str, ...]:
+        """Every input some responsibility's people cost lacks, each once."""
+        return tuple(
+            dict.fromkeys(m for d in self.deployments for c in d.people_costs for m in c.missing)
+        )
 
     @property
     def components(self) -> tuple[tuple[str, bool], ...]:

@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass as report_part
 
 from rung.api._base import CAMEL_CASE
 from rung.api.kinds import Kind
+from rung.api.owners import Responsibility
 from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelDeploymentSpec
 from rung.ladder import INTRODUCED_AT, Capability, LadderResult
@@ -99,6 +100,8 @@ class Component:
 
     name: str
     crds: tuple[Kind, ...]
+    role: str = ""
+    """What the ladder uses it for (`serving`, `pipeline engine`, `audit sink` ...)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ class CapabilityEntry:
     """What it adds to the cluster; None when nothing worth counting."""
     in_ladder: bool = False
     """Whether the ladder switches it (level plus overrides); else it is on from `level`."""
+    responsibilities: tuple[Responsibility, ...] = ()
+    """The people it brings: who must act on what it produces (spec.owners)."""
 
     @classmethod
     def of(
@@ -170,10 +175,19 @@ class CapabilityEntry:
         components: tuple[Component, ...] = (),
         needs: NeedsFn = no_needs,
         cost: CostFn | None = None,
+        responsibilities: tuple[Responsibility, ...] = (),
     ) -> CapabilityEntry:
         """The entry of a ladder capability, at the level the ladder introduces it."""
         level = INTRODUCED_AT[capability]
-        return cls(capability.value, level, components, needs, cost, in_ladder=True)
+        return cls(
+            capability.value,
+            level,
+            components,
+            needs,
+            cost,
+            in_ladder=True,
+            responsibilities=responsibilities,
+        )
 
     def on(self, ladder: LadderResult, level: int) -> bool:
         """Whether it is in force at `level`, where the ladder gives `ladder`."""

@@ -1,8 +1,22 @@
 """The capability registry: one entry per capability, in ladder order (pure).
 
 Each entry says at which level the capability comes, which cluster add-ons it works
-through, what it needs from the spec and the cluster, and what it costs; `rung assess`
-reads nothing else. Adding a capability is one entry here plus its planner.
+through (the tools of its level), which responsibilities it brings (the people of its
+level: who must act on what it produces, held in spec.owners), what it needs from the
+spec and the cluster, and what it costs; `rung assess` reads nothing else. Adding a
+capability is one entry here plus its planner.
+
+Responsibilities per level are Rung's own mapping, stated here once:
+
+| level | capability | responsibility | required |
+|---|---|---|---|
+| 1 | monitoring | on-call (`spec.owners.onCall`): answers the SLO alerts | no |
+| 2 | canary | release owner (`releaseOwner`): approves, pauses or aborts canaries | yes |
+| 3 | retraining | pipeline owner (`pipelineOwner`): owns the pipeline and its data | no |
+| 4 | governance | risk reviewer (`riskReviewer`): reviews risk, approves promotions | yes |
+
+(The responsibilities themselves are defined in `rung.api.owners`, because the CRD's
+CEL rules that require them are generated from there.)
 
 The cost model is an estimate for planning, not a measurement: its constants are
 named below, each with where its number comes from.
@@ -12,13 +26,16 @@ from __future__ import annotations
 
 from rung.api._base import parse_duration
 from rung.api.kinds import (
+    BROKER,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
     POD_MONITOR,
     PROMETHEUS_RULE,
+    SCHEDULED_WORKFLOW,
     WORKFLOW_TEMPLATE,
     Kind,
 )
+from rung.api.owners import ON_CALL, PIPELINE_OWNER, RELEASE_OWNER, RISK_REVIEWER
 from rung.api.resource import ModelDeployment
 from rung.api.spec import MAX_LEVEL, Governance, ModelDeploymentSpec
 from rung.ladder import Capability
@@ -37,10 +54,18 @@ from rung.plan.sizing import (
     requests_text,
 )
 
-KSERVE = Component("KServe", (INFERENCE_SERVICE,))
-PROMETHEUS_OPERATOR = Component("Prometheus Operator", (POD_MONITOR, PROMETHEUS_RULE))
-GATEWAY_API = Component("Gateway API", (HTTP_ROUTE,))
-ARGO_WORKFLOWS = Component("Argo Workflows", (WORKFLOW_TEMPLATE,))
+KSERVE = Component("KServe", (INFERENCE_SERVICE,), "model serving")
+PROMETHEUS_OPERATOR = Component(
+    "Prometheus Operator", (POD_MONITOR, PROMETHEUS_RULE), "scraping and SLO alerts"
+)
+GATEWAY_API = Component(
+    "Gateway API", (HTTP_ROUTE,), "traffic splitting for the gateway-api router"
+)
+ARGO_WORKFLOWS = Component("Argo Workflows", (WORKFLOW_TEMPLATE,), "pipeline engine")
+KUBEFLOW_PIPELINES = Component("Kubeflow Pipelines", (SCHEDULED_WORKFLOW,), "pipeline engine")
+KNATIVE_EVENTING = Component(
+    "Knative Eventing", (BROKER,), "audit sink behind KServe's default-broker"
+)
 
 SERIES_PER_REPLICA = {"predictive": 60, "llm": 400}
 """Time series one model-server replica exposes on /metrics (estimate). KServe's model
@@ -177,6 +202,12 @@ def retraining_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
     elif retraining.pipeline.type == "argo-workflow":
         why = "pipeline type argo-workflow submits a WorkflowTemplate"
         out += cluster.missing(ARGO_WORKFLOWS, Capability.RETRAINING, why)
+    if spec.model.data is None:
+        why = (
+            "the dataset (uri and version or digest) the model was trained on: retraining"
+            " records it with every run; required from level 3"
+        )
+        out.append(Need("field", "spec.model.data", why, Capability.RETRAINING))
     if not retraining.triggers:
         why = "without triggers retraining only starts manually (`rung retrain`)"
         out.append(Need("field", "spec.retraining.triggers", why, Capability.RETRAINING, False))
@@ -303,13 +334,36 @@ def payload_logging_cost(md: ModelDeployment) -> Cost:
 REGISTRY: tuple[CapabilityEntry, ...] = (
     CapabilityEntry.of(Capability.SERVING, (KSERVE,), serving_needs, serving_cost),
     CapabilityEntry.of(
-        Capability.MONITORING, (PROMETHEUS_OPERATOR,), monitoring_needs, monitoring_cost
+        Capability.MONITORING,
+        (PROMETHEUS_OPERATOR,),
+        monitoring_needs,
+        monitoring_cost,
+        responsibilities=(ON_CALL,),
     ),
-    CapabilityEntry.of(Capability.CANARY, (GATEWAY_API,), canary_needs, canary_cost),
-    CapabilityEntry.of(Capability.RETRAINING, (ARGO_WORKFLOWS,), retraining_needs, retraining_cost),
-    CapabilityEntry("governance", MAX_LEVEL, needs=governance_needs),
+    CapabilityEntry.of(
+        Capability.CANARY,
+        (GATEWAY_API,),
+        canary_needs,
+        canary_cost,
+        responsibilities=(RELEASE_OWNER,),
+    ),
+    CapabilityEntry.of(
+        Capability.RETRAINING,
+        (ARGO_WORKFLOWS, KUBEFLOW_PIPELINES),
+        retraining_needs,
+        retraining_cost,
+        responsibilities=(PIPELINE_OWNER,),
+    ),
+    CapabilityEntry(
+        "governance", MAX_LEVEL, needs=governance_needs, responsibilities=(RISK_REVIEWER,)
+    ),
     CapabilityEntry.of(Capability.EXPLAINABILITY, (), explainability_needs, explainability_cost),
-    CapabilityEntry.of(Capability.PAYLOAD_LOGGING, (), payload_logging_needs, payload_logging_cost),
+    CapabilityEntry.of(
+        Capability.PAYLOAD_LOGGING,
+        (KNATIVE_EVENTING,),
+        payload_logging_needs,
+        payload_logging_cost,
+    ),
     CapabilityEntry.of(Capability.APPROVAL_GATE),
 )
 """Every capability `rung assess` knows, in the order of its needs and costs."""

@@ -165,19 +165,10 @@ def _assess(args: argparse.Namespace) -> int:
 
 def _add_assess(sub: Any) -> None:
     """`rung assess`; the command's code is imported only when it runs."""
+    from rung.assess.cli import add_arguments
+
     assess = sub.add_parser("assess", help="report where each ModelDeployment stands on the ladder")
-    where = assess.add_mutually_exclusive_group()
-    where.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
-    where.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="every namespace of the cluster"
-    )
-    assess.add_argument(
-        "-o", "--output", choices=("table", "json", "markdown"), default="table", help="format"
-    )
-    assess.add_argument(
-        "--prometheus-url",
-        help="the operator's default Prometheus (its --prometheus-url), if it has one",
-    )
+    add_arguments(assess)
     assess.set_defaults(func=_assess)
 
 

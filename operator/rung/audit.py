@@ -7,7 +7,9 @@ structured CloudEvent:
 
 - type `dev.rung.decision.<reason, lower case>`, e.g. `dev.rung.decision.promoted`
 - source `rung/<namespace>/<name>`, subject the model version (`spec.model.version`)
-- data `{reason, message, type, level, phase, stable, canary, time}`
+- data `{reason, message, type, level, phase, stable, canary, time}` and the lineage:
+  `data` (spec.model.data: what the subject version was trained on), `stableData`,
+  `canaryData` (null when unknown)
 
 A single background thread delivers the queue in order, with a short timeout and a
 bounded number of attempts. Delivery never blocks or breaks reconciling: a slow or
@@ -33,6 +35,7 @@ from cloudevents.http import CloudEvent
 
 from rung import observability as metrics
 from rung.api.resource import ModelDeployment
+from rung.api.spec import TrainingData
 from rung.egress import UrlPolicy
 from rung.plan.events import Event, timestamp
 from rung.plan.explainability import audit_sink
@@ -101,8 +104,15 @@ def decision_event(md: ModelDeployment, event: Event, now: datetime) -> CloudEve
             "stable": status.stable.version if status.stable else None,
             "canary": status.canary.version if status.canary else None,
             "time": at,
+            "data": _wire(md.spec.model.data),
+            "stableData": _wire(status.stable.data if status.stable else None),
+            "canaryData": _wire(status.canary.data if status.canary else None),
         },
     )
+
+
+def _wire(data: TrainingData | None) -> dict[str, Any] | None:
+    return data.wire() if data is not None else None
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,9 @@ def test_decision_event_attributes_and_data() -> None:
         "stable": "v1",
         "canary": "v2",
         "time": f.NOW_TEXT,
+        "data": f.DATA,
+        "stableData": None,
+        "canaryData": None,
     }
 
 

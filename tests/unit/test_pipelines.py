@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from rung.api.resource import MANAGED_BY_LABEL, OWNER_LABEL, ModelDeployment
 from rung.pipelines import LAUNCHERS, PipelineError, launcher_for
 from rung.pipelines.argo import ArgoWorkflowLauncher, build_workflow, workflow_outcome
-from rung.pipelines.base import EVENT_TYPE, RUN_LABEL, run_parameters
+from rung.pipelines.base import EVENT_TYPE, RUN_LABEL, run_env, run_parameters
 from rung.pipelines.job import JobLauncher, build_job, job_outcome
 from rung.pipelines.kfp import KubeflowPipelineLauncher, name_filter, run_body, run_outcome
 from rung.pipelines.webhook import WebhookLauncher, build_event
@@ -90,6 +90,7 @@ def request(kind: str = "job", pipeline: dict[str, Any] | None = None) -> Launch
         version="v1",
         storage_uri="s3://models/fraud/v1",
         pipeline=md.spec.retraining.pipeline,
+        data=md.spec.model.data,
     )
 
 
@@ -115,7 +116,14 @@ def test_every_run_receives_the_model_its_version_and_the_reason() -> None:
         "reason": "drift: 0.5 above 0.3 for 2m",
         "trigger": "drift",
         "run": "fraud-retrain-4",
+        "dataUri": "s3://datasets/fraud",
+        "dataVersion": "2025-02-01",
+        "dataDigest": "",
     }
+
+
+def test_a_run_without_known_data_receives_empty_lineage() -> None:
+    assert run_env(replace(request(), data=None))["RUNG_DATA_URI"] == ""
 
 
 # --- job ---------------------------------------------------------------------------
@@ -434,6 +442,7 @@ def test_webhook_delivers_a_valid_structured_cloudevent(receiver: Server) -> Non
         "reason": "drift: 0.5 above 0.3 for 2m",
         "trigger": "drift",
         "run": "fraud-retrain-4",
+        "data": {"uri": "s3://datasets/fraud", "version": "2025-02-01"},
     }
     outcome = launcher.outcome(r.md, r.run)
     assert outcome.state == "Succeeded"

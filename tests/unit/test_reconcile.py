@@ -81,6 +81,20 @@ def test_first_deployment_records_deployed_in_history() -> None:
     assert (entry.time, entry.event, entry.version) == (f.NOW_TEXT, "Deployed", "v1")
 
 
+def test_history_and_status_carry_the_data_the_version_was_trained_on() -> None:
+    status = run(f.md()).status
+    (entry,) = status.history
+    assert entry.data is not None
+    assert (entry.data.uri, entry.data.version) == ("s3://datasets/fraud", "2025-02-01")
+    assert status.stable is not None
+    assert status.stable.data == entry.data
+
+
+def test_a_version_without_data_has_none_in_history() -> None:
+    (entry,) = run(f.md(model_fields={"data": None})).status.history
+    assert entry.data is None
+
+
 def test_first_deployment_status() -> None:
     md = f.md(generation=4)
     status = run(md).status

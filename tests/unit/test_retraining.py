@@ -706,3 +706,62 @@ def test_rung_retrain_is_a_command() -> None:
 
     args = build_parser().parse_args(["retrain", "fraud", "-n", "team-a"])
     assert (args.command, args.name, args.namespace) == ("retrain", "fraud", "team-a")
+
+
+# --- data lineage ------------------------------------------------------------------
+
+
+def test_a_run_records_the_data_of_the_model_it_retrains() -> None:
+    loop = Loop({"triggers": [{**DRIFT, "for": "0s"}]})
+    d = loop.step(minutes(0), 0.5)
+
+    (run,) = d.status.runs
+    assert run.data is not None
+    assert (run.data.uri, run.data.version) == ("s3://datasets/fraud", "2025-02-01")
+    assert d.launch is not None
+    assert d.launch.data == run.data
+    (entry,) = d.history
+    assert (entry.event, entry.version, entry.data) == ("Retrained", "v1", run.data)
+
+
+def test_the_model_a_run_hands_back_records_the_data_it_trained_on() -> None:
+    loop = Loop({"triggers": [{**DRIFT, "for": "0s"}]})
+    loop.step(minutes(0), 0.5)
+    loop.finish(minutes(5))
+    assert loop.retraining is not None
+    trained_on = {"uri": "s3://datasets/fraud", "version": "2025-03-01"}
+    handed_back = f.md(
+        level=3,
+        monitoring=PROMETHEUS,
+        retraining={"triggers": [{**DRIFT, "for": "0s"}], "pipeline": JOB, "cooldown": "1h"},
+        status={"retraining": loop.retraining.wire()},
+        model_fields={
+            "version": "v2",
+            "storageUri": "s3://models/fraud/v2",
+            "data": {**trained_on, "trainingRun": "fraud-retrain-1"},
+        },
+    )
+
+    d = decide(handed_back, None, {}, minutes(6))
+
+    (run,) = d.status.runs
+    assert run.result_version == "v2"
+    assert run.trained_on is not None
+    assert run.trained_on.version == "2025-03-01"
+    assert [e.reason for e in d.events] == ["RetrainedModelReceived"]
+    assert d.events[0].message == (
+        "retraining run fraud-retrain-1 handed back v2, trained on s3://datasets/fraud@2025-03-01"
+    )
+    (entry,) = d.history
+    assert (entry.event, entry.version) == ("RetrainedModelReceived", "v2")
+    assert entry.data == run.trained_on
+
+    # Recorded once: the next pass, with that status, announces nothing more.
+    again = ModelDeployment.from_body(
+        {
+            **f.body(level=3),
+            "spec": handed_back.spec.wire(),
+            "status": {"retraining": d.status.wire()},
+        }
+    )
+    assert decide(again, None, {}, minutes(7)).events == []

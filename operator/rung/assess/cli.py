@@ -37,8 +37,9 @@ def add_arguments(assess: argparse.ArgumentParser) -> None:
         help="the operator's default Prometheus (its --prometheus-url), if it has one",
     )
     people = assess.add_argument_group(
-        "people cost", "rates and effort per responsibility; without them the report names"
-        " the inputs it lacks instead of pricing people"
+        "people cost",
+        "rates and effort per responsibility; without them the report names"
+        " the inputs it lacks instead of pricing people",
     )
     people.add_argument(
         "--people-costs",

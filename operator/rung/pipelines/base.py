@@ -53,6 +53,17 @@ def run_parameters(request: LaunchRequest) -> dict[str, str]:
         "reason": request.reason,
         "trigger": request.trigger,
         "run": request.run,
+        **{f"data{k.capitalize()}": v for k, v in _data(request).items()},
+    }
+
+
+def _data(request: LaunchRequest) -> dict[str, str]:
+    """The lineage of the model being retrained: dataset uri, version, digest ("" unknown)."""
+    data = request.data
+    return {
+        "uri": data.uri if data else "",
+        "version": (data.version or "") if data else "",
+        "digest": (data.digest or "") if data else "",
     }
 
 
@@ -66,6 +77,7 @@ def run_env(request: LaunchRequest) -> dict[str, str]:
         "RUNG_TRIGGER_REASON": request.reason,
         "RUNG_TRIGGER": request.trigger,
         "RUNG_RUN": request.run,
+        **{f"RUNG_DATA_{k.upper()}": v for k, v in _data(request).items()},
     }
 
 

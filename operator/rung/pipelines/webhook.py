@@ -35,6 +35,7 @@ def build_event(request: LaunchRequest, time: datetime | None = None) -> CloudEv
         "reason": request.reason,
         "trigger": request.trigger,
         "run": request.run,
+        "data": request.data.wire() if request.data else None,
     }
     return CloudEvent(attributes, data)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from rung.api.spec import TrainingData
 from rung.api.status import HistoryEntry
 
 
@@ -63,3 +64,16 @@ def timestamp(now: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """The inverse of `timestamp`."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def with_lineage(
+    entries: tuple[HistoryEntry, ...], known: dict[str, TrainingData]
+) -> list[HistoryEntry]:
+    """History entries with the training data of the version they concern, where known
+    (`known`: model version -> its data) and not already set."""
+    return [
+        e.model_copy(update={"data": known[e.version]})
+        if e.data is None and e.version is not None and e.version in known
+        else e
+        for e in entries
+    ]

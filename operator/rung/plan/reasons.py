@@ -55,6 +55,8 @@ APPLY_REFUSED = "ApplyRefused"
 RETRAINING_STARTED = "RetrainingStarted"
 RETRAINING_SUCCEEDED = "RetrainingSucceeded"
 RETRAINING_FAILED = "RetrainingFailed"
+RETRAINED_MODEL_RECEIVED = "RetrainedModelReceived"
+"""A retraining run handed its model back (spec.model.data.trainingRun names the run)."""
 RETRAINING_LAUNCH_FAILED = "RetrainingLaunchFailed"
 
 ROLLOUT_OUTCOMES: dict[str, str] = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
+from rung.api.spec import TrainingData
 from rung.api.status import (
     HISTORY_LIMIT,
     REVISION_LIMIT,
@@ -32,7 +33,7 @@ from rung.plan import reasons
 from rung.plan.analysis import Measurement, analysis_metrics, check, verdict
 from rung.plan.apply_failure import keep_apply_failure
 from rung.plan.commands import Commands, find_revision, read_commands
-from rung.plan.events import Decided, Event, timestamp
+from rung.plan.events import Decided, Event, timestamp, with_lineage
 from rung.plan.explainability import governance_conditions
 from rung.plan.inference_service import (
     CANARY_HASH_ANNOTATION,
@@ -134,7 +135,9 @@ def plan(obs: Observation) -> Plan:
         analysis=models.analysis,
         slo=slo,
         retraining=retraining,
-        history=[*old.history, *decided.history][-HISTORY_LIMIT:],
+        history=[*old.history, *with_lineage(decided.history, _lineage(md, models))][
+            -HISTORY_LIMIT:
+        ],
         conditions=conditions,
     )
     return _with_apply_failure(
@@ -142,6 +145,17 @@ def plan(obs: Observation) -> Plan:
         models.phase,
         obs,
     )
+
+
+def _lineage(md: ModelDeployment, models: _Models) -> dict[str, TrainingData]:
+    """Model version -> the data it was trained on, for every version known this pass
+    (the spec's wins: it is what the user says now)."""
+    old = md.status
+    refs = (old.rejected, old.canary, old.stable, models.rejected, models.canary, models.stable)
+    known = {r.version: r.data for r in refs if r is not None and r.data is not None}
+    if md.spec.model.data is not None:
+        known[md.spec.model.version] = md.spec.model.data
+    return known
 
 
 @dataclass(frozen=True)

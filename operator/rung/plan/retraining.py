@@ -36,7 +36,7 @@ from croniter import CroniterError, croniter
 
 from rung.api._base import parse_duration
 from rung.api.resource import RETRAIN_ANNOTATION, ModelDeployment
-from rung.api.spec import Pipeline, Retraining, RetrainingTrigger
+from rung.api.spec import Pipeline, Retraining, RetrainingTrigger, TrainingData
 from rung.api.status import (
     HistoryEntry,
     RetrainingRun,
@@ -47,7 +47,12 @@ from rung.ladder import Capability, capabilities
 from rung.plan.events import Event, parse_time, timestamp
 from rung.plan.observation import RunOutcome, TriggerReading
 from rung.plan.promql import Targets, TemplateError, query_variables, render
-from rung.plan.reasons import RETRAINING_FAILED, RETRAINING_STARTED, RETRAINING_SUCCEEDED
+from rung.plan.reasons import (
+    RETRAINED_MODEL_RECEIVED,
+    RETRAINING_FAILED,
+    RETRAINING_STARTED,
+    RETRAINING_SUCCEEDED,
+)
 
 RETRAINING_READY = "RetrainingReady"
 MAX_LAUNCH_ATTEMPTS = 3
@@ -82,6 +87,8 @@ class LaunchRequest:
     storage_uri: str
     pipeline: Pipeline
     attempt: int = 1
+    data: TrainingData | None = None
+    """The data the model being retrained was trained on (lineage handed to the run)."""
 
 
 @dataclass
@@ -165,7 +172,7 @@ def decide(
     d = RetrainingDecision(status=old)
     pipeline = spec.pipeline
 
-    runs = _follow_runs(md, old, outcomes, pipeline, now, d)
+    runs = _handed_back(md, _follow_runs(md, old, outcomes, pipeline, now, d), at, d)
     states, problems = _evaluate(spec, old, readings, now)
     status = old.model_copy(
         update={
@@ -279,8 +286,43 @@ def _follow_runs(
     return runs
 
 
+def _handed_back(
+    md: ModelDeployment, runs: list[RetrainingRun], at: str, d: RetrainingDecision
+) -> list[RetrainingRun]:
+    """Record the model a run handed back: spec.model.data.trainingRun names the run.
+
+    The pipeline's last step sets spec.model (version, storageUri and data, with
+    data.trainingRun: its own run name); the run then records the version it produced
+    and the data it trained on, once, with an Event and a history entry.
+    """
+    model = md.spec.model
+    data = model.data
+    if data is None or data.training_run is None:
+        return runs
+    out = []
+    for run in runs:
+        if run.name == data.training_run and run.result_version != model.version:
+            run = run.model_copy(update={"result_version": model.version, "trained_on": data})
+            text = (
+                f"retraining run {run.name} handed back {model.version}, trained on"
+                f" {data.describe()}"
+            )
+            d.events.append(Event(RETRAINED_MODEL_RECEIVED, text))
+            d.history.append(
+                HistoryEntry(
+                    time=at,
+                    event=RETRAINED_MODEL_RECEIVED,
+                    message=text,
+                    version=model.version,
+                    data=data,
+                )
+            )
+        out.append(run)
+    return out
+
+
 def _request(md: ModelDeployment, run: RetrainingRun, pipeline: Pipeline) -> LaunchRequest:
-    version, storage_uri = _current_model(md)
+    version, storage_uri, _ = _current_model(md)
     return LaunchRequest(
         md=md,
         run=run.name,
@@ -290,15 +332,18 @@ def _request(md: ModelDeployment, run: RetrainingRun, pipeline: Pipeline) -> Lau
         storage_uri=run.storage_uri or storage_uri,
         pipeline=pipeline,
         attempt=run.attempts,
+        data=run.data,
     )
 
 
-def _current_model(md: ModelDeployment) -> tuple[str, str]:
-    """The model serving now (stable), or the spec's before the first deployment."""
-    stable = md.status.stable
+def _current_model(md: ModelDeployment) -> tuple[str, str, TrainingData | None]:
+    """The model serving now (stable), or the spec's before the first deployment, with
+    the data it was trained on (the spec's data speaks for the version it names)."""
+    stable, spec = md.status.stable, md.spec.model
     if stable is not None:
-        return stable.version, stable.storage_uri
-    return md.spec.model.version, md.spec.model.storage_uri
+        data = stable.data or (spec.data if spec.version == stable.version else None)
+        return stable.version, stable.storage_uri, data
+    return spec.version, spec.storage_uri, spec.data
 
 
 def _launch(
@@ -313,7 +358,7 @@ def _launch(
     at = timestamp(now)
     number = status.runs_started + 1
     name = run_name(md.name, number)
-    version, storage_uri = _current_model(md)
+    version, storage_uri, data = _current_model(md)
     reason = "; ".join(reasons)
     run = RetrainingRun(
         name=name,
@@ -323,6 +368,7 @@ def _launch(
         version=version,
         storage_uri=storage_uri,
         launcher=pipeline.type,
+        data=data,
     )
     fired = set(triggers)
     states = [
@@ -347,7 +393,9 @@ def _launch(
         )
     )
     d.history.append(
-        HistoryEntry(time=at, event="Retrained", message=f"{name}: {reason}", version=version)
+        HistoryEntry(
+            time=at, event="Retrained", message=f"{name}: {reason}", version=version, data=data
+        )
     )
     return status.model_copy(
         update={

@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
-from rung.api.resource import APPROVE_ANNOTATION, ModelDeployment
+from rung.api.resource import (
+    APPROVE_ANNOTATION,
+    PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION,
+    UNDO_ANNOTATION,
+    ModelDeployment,
+)
 from rung.api.spec import ModelSource
 from rung.api.status import Condition, ModelDeploymentStatus, ModelRef
+from rung.plan.commands import canary_id, command_value, rejection_id
 from rung.plan.conditions import get_condition
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, model_hash
 from rung.plan.promql import ERROR_RATE, LATENCY_P95, Targets, query_variables, render
@@ -622,6 +629,71 @@ def test_rolled_back_stays_degraded_until_spec_changes(router: str) -> None:
     assert back.status.phase == "Ready"
     assert back.status.rejected is None
     assert summary(back, "Degraded")[:2] == ("False", "AsExpected")
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_retry_rolls_the_rejected_version_out_again_once(router: str) -> None:
+    cluster, _, rolled_back = roll_back(router)
+    rejected = rolled_back.status.rejected
+    assert rejected is not None
+    retry = {RETRY_ANNOTATION: command_value(rejected=rejection_id(rejected), by="alice")}
+    again = plan(
+        cluster.observe(after(rolled_back, router, annotations=retry), T0 + timedelta(minutes=5))
+    )
+    assert [e.reason for e in again.events] == ["Retried", "CanaryStarted"]
+    assert again.status.phase == "Progressing"
+    assert again.status.canary is not None
+    assert again.status.canary.version == "v2"
+    assert "asked by alice" in again.status.history[-2].message
+
+
+@pytest.mark.parametrize("router", ALL)
+def test_undo_serves_the_last_revision_while_spec_names_the_newer_model(router: str) -> None:
+    cluster, p = start(router)
+    assert p.status.canary is not None
+    promote = {
+        PROMOTE_ANNOTATION: command_value(canary=canary_id(p.status.canary), step=None, by="a")
+    }
+    for seconds in (1, 2, 3):
+        p = plan(
+            cluster.observe(after(p, router, annotations=promote), T0 + timedelta(seconds=seconds))
+        )
+        cluster.apply(p.desired)
+    assert p.status.stable is not None
+    assert p.status.stable.version == "v2"
+    assert [r.version for r in p.status.revisions] == ["v1"]
+    undo = {UNDO_ANNOTATION: command_value(to=V1_HASH, version="v1", spec=V2_HASH, by="bob")}
+    undone = plan(cluster.observe(after(p, router, annotations=undo), T0 + timedelta(minutes=1)))
+    assert [e.reason for e in undone.events] == ["Undone", "CanaryStarted"]
+    assert undone.status.canary is not None
+    assert undone.status.canary.version == "v1"
+    assert summary(undone, "Undone")[:2] == ("True", "Undone")
+    assert "spec.model v2" in summary(undone, "Undone")[2]
+    # a new spec.model rolls forward: the undo no longer applies
+    forward = plan(
+        cluster.observe(
+            after(undone, router, annotations=undo, model=V3_FIELDS), T0 + timedelta(minutes=2)
+        )
+    )
+    assert forward.status.canary is not None
+    assert forward.status.canary.version == "v3"
+    assert condition_or_none(forward, "Undone") is None
+
+
+def test_unreadable_command_is_a_condition_not_an_action() -> None:
+    cluster, p = start("gateway-api")
+    bad = {PROMOTE_ANNOTATION: "{not json"}
+    again = plan(
+        cluster.observe(after(p, "gateway-api", annotations=bad), T0 + timedelta(seconds=5))
+    )
+    assert again.status.canary == p.status.canary
+    status, reason, message = summary(again, "CommandsAccepted")
+    assert (status, reason) == ("False", "InvalidCommand")
+    assert "rung.dev/promote: not JSON" in message
+
+
+def condition_or_none(p: Plan, type_: str) -> Condition | None:
+    return get_condition(p.status.conditions, type_)
 
 
 def test_rolled_back_message_names_the_version_at_once() -> None:

@@ -404,7 +404,7 @@ def _observe_rollout(
     md, live = obs.md, obs.live
     canary = state.canary
     if canary is None:
-        return Observed()
+        return Observed(commands=commands)
     checks = None
     result = None
     if obs.measurements is not None:

@@ -5,7 +5,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install test unit integration lint typecheck crds demo cluster-up cluster-down cluster-kind binaries clean prometheus
+.PHONY: install test unit integration lint typecheck crds demo cluster-up cluster-down cluster-kind binaries clean prometheus chromium
 
 ## install: create .venv with the operator and its test tools
 install: $(VENV)/.installed
@@ -33,6 +33,12 @@ prometheus:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@prometheus --version 2>&1 | head -1
 
+## chromium: install Debian's Chromium when missing (the html report is rendered in it;
+##           Playwright drives it and never downloads a browser of its own)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version 2>/dev/null | head -1
+
 ## lint / typecheck: ruff, mypy strict and the import-linter layering contract
 lint: install
 	$(VENV)/bin/ruff check operator tests e2e
@@ -47,7 +53,7 @@ crds: install
 	$(VENV)/bin/rung crd --output-dir charts/rung/crds
 
 ## test: every test (lint, types, unit, integration on the local control plane)
-test: install binaries prometheus helm lint typecheck
+test: install binaries prometheus chromium helm lint typecheck
 	$(VPY) -m pytest
 
 unit: install

@@ -585,7 +585,7 @@ def _responsibility_rule(responsibility: Responsibility) -> dict[str, str]:
     """A CEL rule requiring spec.owners.<key> when its capability is on."""
     key = responsibility.key
     return cel(
-        f"!{_capability_on(responsibility)} || (has(self.owners) && has(self.owners.{key}))",
+        f"!({_capability_on(responsibility)}) || (has(self.owners) && has(self.owners.{key}))",
         f"{responsibility.field} is required at maturity level {responsibility.level}"
         f" and above: the {responsibility.title} {responsibility.duty}",
         field_path=f".owners.{key}",

@@ -366,7 +366,7 @@ def test_required_responsibilities_are_refused_when_missing(
     spec_schema: dict[str, Any], key: str, condition: str
 ) -> None:
     (rule,) = [r for r in rules(spec_schema) if r.get("fieldPath") == f".owners.{key}"]
-    assert rule["rule"] == f"!{condition} || (has(self.owners) && has(self.owners.{key}))"
+    assert rule["rule"] == f"!({condition}) || (has(self.owners) && has(self.owners.{key}))"
     assert rule["message"].startswith(f"spec.owners.{key} is required at maturity level")
     assert rule["reason"] == "FieldValueRequired"
 

@@ -47,6 +47,12 @@ def model_deployment(name: str, namespace: str, level: int = 0, **spec: Any) -> 
                 "format": "sklearn",
                 "storageUri": f"s3://models/{name}/v1",
                 "version": "v1",
+                "data": {"uri": f"s3://datasets/{name}", "version": "2025-02-01"},
+            },
+            # Level 2 needs a release owner, level 4 a risk reviewer (CEL at admission).
+            "owners": {
+                "releaseOwner": {"name": "bench", "contact": "bench@example.com"},
+                "riskReviewer": {"name": "bench", "contact": "bench@example.com"},
             },
             **spec,
         },

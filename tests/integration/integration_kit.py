@@ -179,18 +179,40 @@ def is_condition(obj: Mapping[str, Any], type_: str, status: str) -> bool:
     return found is not None and found["status"] == status
 
 
+OWNERS: Obj = {
+    "onCall": {"name": "team-fraud", "contact": "#fraud-oncall"},
+    "releaseOwner": {"name": "ada", "contact": "ada@example.com"},
+    "pipelineOwner": {"name": "team-ml-platform", "contact": "ml-platform@example.com"},
+    "riskReviewer": {"name": "risk-office", "contact": "risk@example.com"},
+}
+"""spec.owners holding every responsibility (release owner and risk reviewer are required
+from levels 2 and 4)."""
+
+
+def training_data(name: str, version: str = "2025-02-01") -> Obj:
+    """spec.model.data: the dataset a model was trained on (required from level 3)."""
+    return {"uri": f"s3://datasets/{name}", "version": version}
+
+
 def model_deployment(
     name: str, namespace: str, *, level: int = 0, version: str = "v1", **spec_extra: Any
 ) -> Obj:
+    """A ModelDeployment that every level admits: spec.owners holds every responsibility
+    and spec.model.data names its dataset, unless `owners=None` / `data=None` leave them
+    out (to see them refused)."""
+    data = spec_extra.pop("data", training_data(name))
     spec: Obj = {
         "maturity": {"level": level},
         "model": {
             "format": "sklearn",
             "storageUri": f"s3://models/{name}/{version}",
             "version": version,
+            **({"data": data} if data is not None else {}),
         },
+        "owners": {k: dict(v) for k, v in OWNERS.items()},
     }
     spec.update(spec_extra)
+    spec = {k: v for k, v in spec.items() if v is not None}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ModelDeployment",

@@ -169,6 +169,8 @@ def test_json_report(kube_api: client.ApiClient, ladder: str) -> None:
         and _served(kube_api, "monitoring.coreos.com", "v1", "prometheusrules"),
         "Gateway API": _served(kube_api, "gateway.networking.k8s.io", "v1", "httproutes"),
         "Argo Workflows": _served(kube_api, "argoproj.io", "v1alpha1", "workflowtemplates"),
+        "Kubeflow Pipelines": _served(kube_api, "kubeflow.org", "v1beta1", "scheduledworkflows"),
+        "Knative Eventing": _served(kube_api, "eventing.knative.dev", "v1", "brokers"),
     }
     fallback = {n["what"] for n in by_name["l0"]["nextNeeds"] if n["kind"] == "component"}
     assert ("Prometheus Operator" in fallback) is not components["Prometheus Operator"]

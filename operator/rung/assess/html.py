@@ -41,14 +41,14 @@ CHART_STYLE = Style(
     foreground_subtle="#888",
     colors=PALETTE,
     font_family="DejaVu Sans, Liberation Sans, Arial, sans-serif",
-    title_font_size=16,
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=12,
-    value_font_size=11,
+    title_font_size=18,
+    label_font_size=13,
+    major_label_font_size=13,
+    legend_font_size=14,
+    value_font_size=13,
 )
-CHART_WIDTH = 720
-CHART_HEIGHT = 320
+CHART_WIDTH = 560
+CHART_HEIGHT = 340
 
 CSS = """
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #222;
@@ -58,7 +58,7 @@ h2 { font-size: 1.25rem; border-bottom: 2px solid #2f6fb0; padding-bottom: .2rem
      margin-top: 2rem; }
 .meta { color: #555; margin-top: 0; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; flex: 1 1 480px; border: 1px solid #ddd; border-radius: 4px;
+figure { margin: 0; flex: 1 1 480px; max-width: 560px; border: 1px solid #ddd; border-radius: 4px;
          padding: .5rem; background: #fff; }
 figure svg { width: 100%; height: auto; display: block; }
 figcaption { font-size: .9rem; color: #444; margin-top: .3rem; }
@@ -91,6 +91,8 @@ def _chart(chart_type: Any, title: str, **config: Any) -> Any:
         js=(),
         disable_xml_declaration=True,
         print_values=True,
+        print_zeroes=False,
+        x_label_rotation=20,
         legend_at_bottom=True,
         truncate_legend=-1,
         truncate_label=-1,
@@ -109,6 +111,11 @@ def _figure(chart: Any, caption: str, name: str) -> str:
     )
 
 
+def _counts(chart: Any, values: Iterable[int]) -> None:
+    """Whole-number y labels for a chart of counts."""
+    chart.y_labels = list(range(max([1, *values]) + 1))
+
+
 def _levels() -> list[str]:
     return [f"{level} {LEVEL_NAMES[level]}" for level in range(MAX_LEVEL + 1)]
 
@@ -119,6 +126,7 @@ def deployments_chart(assessment: Assessment) -> str:
     chart.x_labels = _levels()
     for summary in assessment.namespaces:
         chart.add(summary.namespace, list(summary.per_level))
+    _counts(chart, [sum(s.per_level[i] for s in assessment.namespaces) for i in range(5)])
     return _figure(chart, "How many deployments stand at each level, per namespace.", "levels")
 
 
@@ -134,6 +142,7 @@ def readiness_chart(assessment: Assessment) -> str:
     for state in states:
         if any(counts[state]):
             chart.add(labels[state], counts[state])
+    _counts(chart, [sum(counts[s][i] for s in states) for i in range(MAX_LEVEL + 1)])
     return _figure(
         chart,
         "Ready to climb: nothing blocks the next level. Blocked: a spec field, an owner"
@@ -157,6 +166,7 @@ def responsibilities_chart(assessment: Assessment) -> str:
     chart.x_labels = [titles[k][1] for k in keys]
     chart.add("assigned", [assigned.get(k, 0) for k in keys])
     chart.add("unassigned", [unassigned.get(k, 0) for k in keys])
+    _counts(chart, [assigned.get(k, 0) + unassigned.get(k, 0) for k in keys])
     return _figure(
         chart,
         "Responsibilities the capabilities on now or at the next level bring (spec.owners).",

@@ -269,3 +269,13 @@ def test_queries_with_promql_braces_and_known_variables_are_accepted(
         'sum(rate(x{pod=~"{{ target }}-.*", a!=""}[{{interval}}])) / (sum(y{}) > 0)'
     )
     create_md(kube_api, body)
+
+
+def test_a_level_out_of_range_is_refused_once(kube_api: client.ApiClient, namespace: str) -> None:
+    """`level: 5` is refused by its bound alone, not also by every rule of levels 2–4."""
+    body = model_deployment("too-high", namespace, level=5, owners=None, data=None)
+    with pytest.raises(ApiException) as raised:
+        create_md(kube_api, body)
+    causes = json.loads(raised.value.body)["details"]["causes"]
+    assert [c["field"] for c in causes] == ["spec.maturity.level"]
+    assert "less than or equal to 4" in causes[0]["message"]

@@ -150,7 +150,7 @@ def test_printer_column(version: dict[str, Any], name: str, type_: str, json_pat
 
 def test_default_printer_columns_in_order(version: dict[str, Any]) -> None:
     default = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert default == ["Level", "Phase", "Stable", "Canary", "Weight", "Ready", "Age"]
+    assert default == ["Level", "Phase", "Stable", "Canary", "Weight", "Ready", "Monitoring", "Age"]
 
 
 # --- structural schema ---------------------------------------------------------------
@@ -366,7 +366,9 @@ def test_required_responsibilities_are_refused_when_missing(
     spec_schema: dict[str, Any], key: str, condition: str
 ) -> None:
     (rule,) = [r for r in rules(spec_schema) if r.get("fieldPath") == f".owners.{key}"]
-    assert rule["rule"] == f"!({condition}) || (has(self.owners) && has(self.owners.{key}))"
+    assert unguarded(rule["rule"]) == (
+        f"!({condition}) || (has(self.owners) && has(self.owners.{key}))"
+    )
     assert rule["message"].startswith(f"spec.owners.{key} is required at maturity level")
     assert rule["reason"] == "FieldValueRequired"
 
@@ -379,7 +381,7 @@ def test_recommended_responsibilities_are_not_required(spec_schema: dict[str, An
 
 def test_model_data_required_from_level_3(spec_schema: dict[str, Any]) -> None:
     (rule,) = [r for r in rules(spec_schema) if r.get("fieldPath") == ".model.data"]
-    assert rule["rule"] == "self.maturity.level < 3 || has(self.model.data)"
+    assert unguarded(rule["rule"]) == "self.maturity.level < 3 || has(self.model.data)"
     assert "spec.model.data is required at maturity level 3" in rule["message"]
 
 
@@ -424,3 +426,25 @@ def test_every_cel_rule_has_a_message(root: dict[str, Any]) -> None:
         for rule in rules(node):
             assert rule.get("message"), f"{path}: {rule}"
             assert set(rule) <= {"rule", "message", "fieldPath", "reason", "messageExpression"}
+
+
+def test_rules_reading_the_level_hold_for_a_level_out_of_range(
+    spec_schema: dict[str, Any],
+) -> None:
+    reading = [r["rule"] for r in rules(spec_schema) if "self.maturity.level" in r["rule"]]
+    assert reading
+    assert all(r.startswith("self.maturity.level > 4 || (") for r in reading)
+
+
+def test_kubectl_explain_shows_defaults_and_duration_formats(spec_schema: dict[str, Any]) -> None:
+    interval = spec_schema["properties"]["rollout"]["properties"]["interval"]["description"]
+    assert interval.endswith("Format: a duration such as 500ms, 30s, 5m, 1h or 1h30m. Default: 1m.")
+    level = spec_schema["properties"]["maturity"]["properties"]["level"]["description"]
+    assert level.endswith("Default: 0.")
+
+
+def unguarded(rule: str) -> str:
+    """A rule without the guard that lets an out-of-range level through (its bound refuses it)."""
+    guard = "self.maturity.level > 4 || ("
+    assert rule.startswith(guard), rule
+    return rule[len(guard) : -1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from rung.api.spec import ModelDeploymentSpec
+from rung.api.spec import MAX_LEVEL, ModelDeploymentSpec
 from rung.api.status import ModelDeploymentStatus
 
 GROUP = "rung.dev"
@@ -105,8 +105,25 @@ def _clean(node: Any) -> Any:
     if out.get("type") == "number" and isinstance(out.get("default"), int):
         out["default"] = float(out["default"])
     if "description" in out:
-        out["description"] = " ".join(out["description"].split())
+        out["description"] = _explained(out)
     return out
+
+
+DURATION_RULE = "self.matches('^([0-9]+(ms|s|m|h))+$')"
+
+
+def _explained(node: dict[str, Any]) -> str:
+    """The description `kubectl explain` shows, with the format of a duration and the
+    default (the schema carries both, but kubectl explain prints only descriptions)."""
+    text = " ".join(node["description"].split())
+    rules = [v.get("rule") for v in node.get("x-kubernetes-validations", [])]
+    if DURATION_RULE in rules and "Format:" not in text:
+        text += " Format: a duration such as 500ms, 30s, 5m, 1h or 1h30m."
+    default = node.get("default")
+    if default is not None and not isinstance(default, dict | list) and "Default:" not in text:
+        shown = str(default).lower() if isinstance(default, bool) else default
+        text += f" Default: {shown}."
+    return text
 
 
 def _without_none(value: Any) -> Any:
@@ -141,11 +158,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Canary", "type": "string", "jsonPath": ".status.canary.version"},
     {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
     {"name": "Ready", "type": "string", "jsonPath": _ready("Ready")},
+    {"name": "Monitoring", "type": "string", "jsonPath": _ready("MonitoringReady")},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {
         "name": "Capabilities",
         "type": "string",
-        "jsonPath": ".status.capabilities",
+        "jsonPath": ".status.capabilitySummary",
         "priority": 1,
     },
     {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
@@ -180,9 +198,22 @@ NAME_RULES = [
 """CEL rules on the object's name (the only metadata a CRD rule can read)."""
 
 
+def only_for_valid_levels(schema: dict[str, Any], level: str) -> dict[str, Any]:
+    """Rules that read the maturity level hold when the level is out of range, so that
+    `level: 5` is refused once, by its own bound, not again by every rule of a level."""
+    guarded = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        if level in rule["rule"]:
+            rule = {**rule, "rule": f"{level} > {MAX_LEVEL} || ({rule['rule']})"}
+        guarded.append(rule)
+    if guarded:
+        schema = {**schema, "x-kubernetes-validations": guarded}
+    return schema
+
+
 def custom_resource_definition() -> dict[str, Any]:
     """The complete CustomResourceDefinition manifest."""
-    spec_schema = structural(ModelDeploymentSpec)
+    spec_schema = only_for_valid_levels(structural(ModelDeploymentSpec), "self.maturity.level")
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -276,6 +276,8 @@ class ModelDeploymentStatus(ApiModel):
     """The maturity level in force."""
     capabilities: list[str] = []
     """Capabilities switched on (serving, monitoring, canary, retraining, ...)."""
+    capability_summary: str | None = None
+    """The capabilities as one comma-separated line (`kubectl get md -o wide`)."""
     phase: Phase | None = None
     """Pending, Ready, Progressing, Promoting, RollingBack, RolledBack, Paused or Failed."""
     inference_service: str | None = None

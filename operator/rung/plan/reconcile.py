@@ -125,6 +125,7 @@ def plan(obs: Observation) -> Plan:
         observed_generation=md.generation,
         level=spec.maturity.level,
         capabilities=ladder.ordered(),
+        capability_summary=",".join(ladder.ordered()),
         phase=phase,
         inference_service=md.name,
         url=((isvc or {}).get("status") or {}).get("url"),

@@ -5,7 +5,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install test unit integration lint typecheck crds demo cluster-up cluster-down cluster-kind binaries clean prometheus chromium
+.PHONY: install test unit integration lint typecheck crds demo cluster-up cluster-down cluster-kind binaries clean prometheus chromium image image-tools
 
 ## install: create .venv with the operator and its test tools
 install: $(VENV)/.installed
@@ -39,6 +39,25 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@chromium --version 2>/dev/null | head -1
 
+## image: the operator image from the Dockerfile, with buildah, into build/rung-<version>.oci.tar
+##        (no Docker engine, no registry: the python base is made from Debian packages and
+##        cached under ~/.cache/rung; PYTHON_IMAGE=<image> uses another). See docs/install.md.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml | head -1)
+IMAGE_ARCHIVE := build/rung-$(VERSION).oci.tar
+IMAGE_INPUTS := Dockerfile .dockerignore pyproject.toml README.md e2e/image/build.sh e2e/versions.env \
+  $(shell find operator -type f -not -path '*/__pycache__/*' -not -path '*.egg-info/*')
+image: $(IMAGE_ARCHIVE)
+	@echo "image rung:$(VERSION) at $(IMAGE_ARCHIVE) ($$(($$(stat -c %s $(IMAGE_ARCHIVE)) / 1000000)) MB)"
+$(IMAGE_ARCHIVE): $(IMAGE_INPUTS) | image-tools
+	@bash e2e/image/build.sh
+
+## image-tools: buildah, mmdebstrap, umoci, skopeo and podman (with runc) from Debian when missing
+IMAGE_TOOLS := buildah mmdebstrap umoci skopeo podman runc
+image-tools:
+	@for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(IMAGE_TOOLS) >/dev/null; fi
+
 ## lint / typecheck: ruff, mypy strict and the import-linter layering contract
 lint: install
 	$(VENV)/bin/ruff check operator tests e2e
@@ -53,7 +72,7 @@ crds: install
 	$(VENV)/bin/rung crd --output-dir charts/rung/crds
 
 ## test: every test (lint, types, unit, integration on the local control plane)
-test: install binaries prometheus chromium helm lint typecheck
+test: install binaries prometheus chromium helm image lint typecheck
 	$(VPY) -m pytest
 
 unit: install

@@ -73,15 +73,21 @@ def helm() -> Path:
     return path
 
 
+IMAGE_REPOSITORY = "registry.example.com/platform/rung"
+"""The chart requires image.repository, with a registry (no image is published)."""
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+
+
 def render(helm: Path, release: str, namespace: str, *values: str) -> list[Obj]:
-    """`helm template` the chart; `values` are `--set` assignments.
+    """`helm template` the chart; `values` are `--set` assignments, after a default
+    `image.repository` (which they may override).
 
     Without the chart's crds/: the `rung_crds` fixture installs the same files from crds/
     (a unit test keeps the two identical), and a stale copy must never be applied to a
     cluster that other test sessions share.
     """
     args = [str(helm), "template", release, str(CHART), "--namespace", namespace]
-    for value in values:
+    for value in (f"image.repository={IMAGE_REPOSITORY}", *values):
         args += ["--set", value]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
@@ -419,12 +425,92 @@ def phase(obj: Obj) -> str | None:
 
 def test_chart_lints_clean(helm: Path) -> None:
     result = subprocess.run(
-        [str(helm), "lint", "--strict", str(CHART), "--set", "admissionPolicy.enabled=true"],
+        [
+            str(helm),
+            "lint",
+            "--strict",
+            str(CHART),
+            "--set",
+            f"image.repository={IMAGE_REPOSITORY}",
+            "--set",
+            "admissionPolicy.enabled=true",
+        ],
         capture_output=True,
         text=True,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("repository", "refusal"),
+    [
+        ("", "image.repository is required"),
+        ("rung", 'image.repository "rung" names no registry'),
+        ("platform/rung", 'image.repository "platform/rung" names no registry'),
+    ],
+)
+def test_an_image_without_a_registry_is_refused_with_what_to_do(
+    helm: Path, repository: str, refusal: str
+) -> None:
+    """No image is published: a repository that names no registry would only fail to pull."""
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        render(helm, "rung", "rung-system", f"image.repository={repository}")
+
+    message = refused.value.stderr
+    assert refusal in message
+    assert "make image" in message
+    assert (
+        f"skopeo copy oci-archive:build/rung-{APP_VERSION}.oci.tar"
+        f" docker://REGISTRY/rung:{APP_VERSION}" in message
+    )
+    assert "charts/rung/README.md" in message
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "registry.example.com/rung",
+        "localhost/rung",
+        "localhost:5000/platform/rung",
+        "10.0.0.1:5000/rung",
+    ],
+)
+def test_an_image_with_a_registry_is_rendered(helm: Path, repository: str) -> None:
+    manifests = render(
+        helm, "rung", "rung-system", f"image.repository={repository}", "image.tag=dev"
+    )
+
+    container = find(manifests, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{repository}:dev"
+
+
+def test_install_notes_say_what_to_do_next(helm: Path, kubeconfig: str) -> None:
+    notes = subprocess.run(
+        [
+            str(helm),
+            "install",
+            "rung",
+            str(CHART),
+            "--dry-run",
+            "--namespace",
+            "team-a",
+            "--set",
+            f"image.repository={IMAGE_REPOSITORY}",
+            "--set",
+            "watchNamespaces={team-a}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+    ).stdout.split("NOTES:", 1)[1]
+
+    assert f"image {IMAGE_REPOSITORY}:{APP_VERSION}" in notes
+    assert "kubectl -n team-a rollout status deployment/rung" in notes
+    assert "kubectl apply -n team-a -f examples/level-0.yaml" in notes
+    assert "kubectl get md -A" in notes
+    assert "rung status <name> -n <namespace>" in notes
 
 
 # --- the operator under the chart's RBAC --------------------------------------------------

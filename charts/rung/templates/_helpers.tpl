@@ -38,8 +38,25 @@ app.kubernetes.io/part-of: rung
 {{- end }}
 {{- end }}
 
+{{/*
+The operator image. No image is published: image.repository must name the registry the
+cluster pulls from (a first path component with a "." or ":", or localhost, as container
+runtimes read it); a bare "rung" or "team/rung" would be looked up on Docker Hub and fail
+to pull long after the install seemed to succeed.
+*/}}
 {{- define "rung.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := .Values.image.repository | default "" | trim }}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- $host := first (splitList "/" $repository) }}
+{{- $hasRegistry := and (contains "/" $repository) (or (contains "." $host) (contains ":" $host) (eq $host "localhost")) }}
+{{- if not $hasRegistry }}
+{{- $what := "image.repository is required" }}
+{{- if $repository }}
+{{- $what = printf "image.repository %s names no registry (its first part must be a registry host, such as registry.example.com/ or localhost:5000/)" (quote $repository) }}
+{{- end }}
+{{- fail (printf "%s: no Rung image is published. Build it with `make image` (build/rung-%s.oci.tar), push it with `skopeo copy oci-archive:build/rung-%s.oci.tar docker://REGISTRY/rung:%s`, then install with --set image.repository=REGISTRY/rung (charts/rung/README.md, Image)." $what .Chart.AppVersion .Chart.AppVersion $tag) }}
+{{- end }}
+{{- printf "%s:%s" $repository $tag }}
 {{- end }}
 
 {{/*

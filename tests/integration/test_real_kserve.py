@@ -77,16 +77,17 @@ def test_a_climb_from_level_0_to_4_is_ready_at_every_level(
         2: ["serving", "monitoring", "canary"],
         3: ["serving", "monitoring", "canary", "retraining"],
     }
+    name = body["metadata"]["name"]
     for level in range(5):
         if level:
-            patch_md(kube_api, namespace, "fraud", {"spec": {"maturity": {"level": level}}})
-        md = watch_md(kube_api, namespace, "fraud", _ready_at(level), f"Ready at level {level}")
+            patch_md(kube_api, namespace, name, {"spec": {"maturity": {"level": level}}})
+        md = watch_md(kube_api, namespace, name, _ready_at(level), f"Ready at level {level}")
         if level in expected:
             assert md["status"]["capabilities"] == expected[level]
         # KServe has acted on what this level applies (at level 4: the explainer).
         isvc = wait_until(
             lambda explains=(level == 4): (
-                (i := get_isvc(kube_api, namespace, "fraud"))
+                (i := get_isvc(kube_api, namespace, name))
                 and ("explainer" in i["spec"]) == explains
                 and is_condition(i, "Ready", "True")
                 and i

@@ -585,7 +585,9 @@ def test_the_level_3_example_builds_a_job_with_the_run_env() -> None:
     import yaml
 
     body = yaml.safe_load((Path(__file__).parents[2] / "examples" / "level-3.yaml").read_text())
-    md = ModelDeployment.from_body({**body, "metadata": {**body["metadata"], "uid": f.UID}})
+    md = ModelDeployment.from_body(
+        {**body, "metadata": {**body["metadata"], "namespace": "team-a", "uid": f.UID}}
+    )
     assert md.spec.retraining is not None
     assert md.spec.retraining.pipeline is not None
     job = build_job(

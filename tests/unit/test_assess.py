@@ -19,6 +19,7 @@ from rung.api.kinds import (
     WORKFLOW_TEMPLATE,
 )
 from rung.assess import ClusterInventory, DeploymentAssessment, assess, assess_one
+from rung.assess.wording import blocked_text, climb_text
 from rung.plan.capability import Cost
 from rung.plan.explainability import LOGGER_DEFAULT_URL
 from rung.plan.registry import (
@@ -903,3 +904,20 @@ def test_level_4_needs_an_explainer_that_fits_the_model(
     )
 
     assert ("spec.explainability.explainer" in whats(d.blockers)) is blocked
+
+
+def test_a_deployment_that_is_not_ready_is_not_ready_to_climb() -> None:
+    status = {
+        "observedGeneration": 1,
+        "level": 1,
+        "capabilities": ["serving", "monitoring"],
+        "phase": "Progressing",
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "R", "lastTransitionTime": f.NOW_TEXT}
+        ],
+    }
+    d = one(level=1, monitoring=PROM, status=status)
+    assert d.blockers == ()
+    assert d.ready_to_climb is False
+    assert climb_text(d) == "no"
+    assert blocked_text(d) == "not Ready (phase Progressing): let it serve first"

@@ -21,11 +21,11 @@ from rung.api.spec import MAX_LEVEL
 from rung.assess.people import money
 from rung.assess.report import Assessment, DeploymentAssessment
 from rung.assess.wording import (
+    blocked_text,
     climb_text,
     data_text,
     level_text,
     need_sentences,
-    needs_text,
     people_cost_text,
     summary_text,
 )
@@ -356,7 +356,7 @@ def _deployments_section(assessment: Assessment) -> str:
     rows = []
     for d in assessment.deployments:
         climb = climb_text(d)
-        needs = d.error or needs_text(d.blockers)
+        needs = d.error or blocked_text(d)
         rows.append(
             [
                 _name(d),

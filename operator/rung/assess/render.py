@@ -23,6 +23,7 @@ from pydantic_core import to_jsonable_python
 from rung.assess.report import Assessment, DeploymentAssessment, NamespaceSummary
 from rung.assess.wording import (
     advisories,
+    blocked_text,
     climb_text,
     cluster_notes,
     current_gaps,
@@ -279,7 +280,7 @@ def _md_needs_cell(d: DeploymentAssessment) -> str:
         return "invalid spec"
     if d.next_level is None:
         return "-"
-    return "ready to climb" if d.ready_to_climb else needs_text(d.blockers)
+    return "ready to climb" if d.ready_to_climb else blocked_text(d)
 
 
 def _md_deployments(deployments: Sequence[DeploymentAssessment]) -> list[str]:

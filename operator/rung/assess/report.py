@@ -139,10 +139,13 @@ class DeploymentAssessment:
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ready_to_climb(self) -> bool:
-        """Whether raising the level by one would leave nothing blocking."""
+        """Whether raising the level by one would leave nothing blocking: the next level
+        lacks nothing and the deployment is not reported unready at the level it is on
+        (no status yet says nothing either way)."""
         return (
             self.error is None
             and self.next_level is not None
+            and self.ready in (None, "True")
             and not any(n.blocking for n in self.next_needs)
         )
 

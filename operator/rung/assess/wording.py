@@ -36,6 +36,15 @@ def needs_text(needs: Sequence[Need]) -> str:
     return ", ".join([*fields, *components]) or "-"
 
 
+def blocked_text(d: DeploymentAssessment) -> str:
+    """Why a deployment cannot climb yet: its blocking needs, else that it is not Ready."""
+    if d.blockers:
+        return needs_text(d.blockers)
+    if d.next_level is not None and d.ready not in (None, "True"):
+        return f"not Ready (phase {d.phase or 'unknown'}): let it serve first"
+    return "-"
+
+
 def status_cells(d: DeploymentAssessment) -> list[str]:
     """The first cells of a deployment's row: namespace, name, level, phase, readiness."""
     return [d.namespace, d.name, level_text(d.level, d.level_name), d.phase or "-", d.ready or "-"]

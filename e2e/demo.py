@@ -4,7 +4,9 @@ Brings the cluster up when none is named, installs the CRD, starts the operator,
 applies examples/level-0.yaml and shows `kubectl get md` reaching Ready: the real
 KServe controller (running in the local control plane) creates the predictor
 Deployment and makes the InferenceService Ready; kwok runs its pod. Ctrl-C (or
---once, after Ready) tears everything down.
+--once, after Ready) tears everything down, at any point, also when the output went
+through a pipe that Ctrl-C closed first (`make demo | tee demo.log`), and on SIGTERM or
+SIGHUP (a closed terminal).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +36,25 @@ EXAMPLE = ROOT / "examples" / "level-0.yaml"
 
 
 def say(text: str) -> None:
-    print(f"\033[1m==> {text}\033[0m", flush=True)
+    """Print a step; once stdout is gone (the `| tee` died with Ctrl-C), go on silently."""
+    try:
+        print(f"\033[1m==> {text}\033[0m", flush=True)
+    except (BrokenPipeError, OSError):
+        _silence()
 
 
-def kubectl(*args: str) -> None:
-    subprocess.run(["kubectl", *args], check=True)
+def _silence() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # children (kubectl) inherit it too
+
+
+def kubectl(*args: str, check: bool = True) -> None:
+    subprocess.run(["kubectl", *args], check=check)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGINT, SIGTERM or SIGHUP: tear down and leave (as Ctrl-C does)."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> int:
@@ -47,27 +62,42 @@ def main() -> int:
     parser.add_argument("--once", action="store_true", help="exit after Ready (for tests)")
     args = parser.parse_args()
     os.environ["PATH"] = f"{BinDirs.from_versions().kubernetes}:{os.environ['PATH']}"
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     cluster: LocalCluster | None = None
-    if os.environ.get("KUBECONFIG"):
-        say(f"using the cluster in KUBECONFIG={os.environ['KUBECONFIG']}")
-        kubeconfig = os.environ["KUBECONFIG"]
-    else:
-        say("starting the local control plane (make cluster-up)")
-        cluster = LocalCluster()
-        kubeconfig = str(cluster.up())
-        os.environ["KUBECONFIG"] = kubeconfig
+    try:
+        if os.environ.get("KUBECONFIG"):
+            say(f"using the cluster in KUBECONFIG={os.environ['KUBECONFIG']}")
+            kubeconfig = os.environ["KUBECONFIG"]
+        else:
+            say("starting the local control plane (make cluster-up)")
+            cluster = LocalCluster()
+            kubeconfig = str(cluster.up())
+            os.environ["KUBECONFIG"] = kubeconfig
+        _show(kubeconfig, once=args.once)
+    except KeyboardInterrupt as interrupted:
+        say(f"{interrupted.args[0] if interrupted.args else 'SIGINT'}: tearing down")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not stop the teardown
+        if cluster is not None and cluster.started_here:
+            say("stopping the local control plane")
+            cluster.down()
+    return 0
+
+
+def _show(kubeconfig: str, once: bool) -> None:
+    """The demo proper; the example is deleted again however it ends."""
     api = config.new_client_from_config(config_file=kubeconfig)
-    stop = {"now": False}
-    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
     state = ROOT / ".cluster"
     state.mkdir(exist_ok=True)
-    try:
-        say("installing the ModelDeployment CRD (crds/)")
-        install_crds(api)
-        say("starting the operator: rung run (log in .cluster/demo-operator.log)")
-        with run_operator(kubeconfig, state / "demo-operator.log", "-n", "default"):
-            say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
-            kubectl("apply", "-f", str(EXAMPLE))
+    say("installing the ModelDeployment CRD (crds/)")
+    install_crds(api)
+    say("starting the operator: rung run (log in .cluster/demo-operator.log)")
+    with run_operator(kubeconfig, state / "demo-operator.log", "-n", "default"):
+        try:
+            say(f"kubectl apply -n default -f {EXAMPLE.relative_to(ROOT)}")
+            kubectl("apply", "-n", "default", "-f", str(EXAMPLE))
             wait_until(lambda: get_isvc(api, "default", "iris"), "the InferenceService")
             kubectl("get", "inferenceservice", "iris", "-n", "default")
             kubectl("get", "md", "iris", "-n", "default")
@@ -85,16 +115,12 @@ def main() -> int:
             kubectl("wait", "md/iris", "-n", "default", "--for=condition=Ready", "--timeout=60s")
             kubectl("get", "md", "-n", "default", "-o", "wide")
             kubectl("describe", "md", "iris", "-n", "default")
-            if not args.once:
+            if not once:
                 say("running; Ctrl-C tears everything down")
-                while not stop["now"]:
-                    time.sleep(0.5)
-            kubectl("delete", "-f", str(EXAMPLE), "--wait=true")
-    finally:
-        if cluster is not None and cluster.started_here:
-            say("stopping the local control plane")
-            cluster.down()
-    return 0
+                while True:
+                    signal.pause()  # until a signal raises KeyboardInterrupt
+        finally:
+            kubectl("delete", "-n", "default", "-f", str(EXAMPLE), "--wait=true", check=False)
 
 
 if __name__ == "__main__":

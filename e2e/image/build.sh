@@ -100,8 +100,9 @@ secret=()
 [[ -s "$ca_bundle" ]] && secret=(--secret "id=ca-bundle,src=$ca_bundle")
 tag="localhost/rung:$version"
 log "building $tag from Dockerfile on $PYTHON_IMAGE"
-# --layers: the dependency layer is reused while pyproject.toml is unchanged.
-buildah bud --layers --isolation chroot "${secret[@]}" \
+# --layers: the dependency layer is reused while pyproject.toml is unchanged; --force-rm: no
+# working container is left behind by a failed step.
+buildah bud --layers --force-rm --isolation chroot "${secret[@]}" \
   --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -f "$root/Dockerfile" -t "$tag" "$root" \
   >>"$logfile" 2>&1 || fail "buildah bud failed"
 rm -f "$archive"

@@ -102,7 +102,11 @@ def podman(image_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "run",
             "--rm",
             "--network=host",
+            # The chart's securityContext: read-only root, no capabilities, no privilege
+            # escalation, the runtime's default seccomp profile (podman's default).
             "--read-only",
+            "--cap-drop=all",
+            "--security-opt=no-new-privileges",
             "--tmpfs=/tmp:rw,size=64m,mode=1777",
             *_podman_limits(),
             f"--volume={readable}:/etc/rung/kubeconfig:ro",

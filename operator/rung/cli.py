@@ -119,8 +119,9 @@ def _configure_logging(json_logs: bool, verbose: bool) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    from rung.logs import RepeatFilter
+    from rung.logs import RepeatFilter, RetriedIsWarning
 
+    handler.addFilter(RetriedIsWarning())  # before RepeatFilter: it keys on the level
     handler.addFilter(RepeatFilter())  # a repeated warning or error once, with backoff
     root = logging.getLogger()
     root.handlers[:] = [handler]

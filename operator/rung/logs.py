@@ -77,3 +77,19 @@ class RepeatFilter(logging.Filter):
             record.msg = f"{record.getMessage()} ({held} similar messages held back)"
             record.args = ()
         return True
+
+
+class RetriedIsWarning(logging.Filter):
+    """kopf logs each failed request it is about to retry ("Request attempt 1 failed; will
+    retry: ... 429") as an ERROR, so a fresh cluster's transient 429 or a short API
+    outage opened the log with errors. A request kopf retries is a warning; one it gives
+    up on ("escalating") stays an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name.startswith("kopf")
+            and "will retry" in record.getMessage()
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

@@ -46,3 +46,21 @@ def test_a_kind_quiet_for_five_minutes_starts_over() -> None:
     assert not keep.filter(record("boom 2"))
     now[0] = 400.0
     assert keep.filter(record("boom 3"))
+
+
+def test_a_request_kopf_retries_is_a_warning_one_it_gives_up_on_an_error() -> None:
+    from rung.logs import RetriedIsWarning
+
+    def record(message: str, name: str = "kopf._cogs.clients.api") -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, None)
+
+    retried = record(
+        "Request attempt #1/9 failed; will retry: GET /apis -> APITooManyRequestsError(429)"
+    )
+    escalated = record("Request attempt #9/9 failed; escalating: GET /apis -> ...")
+    ours = record("reconcile failed; will retry", name="rung.handlers")
+    for r in (retried, escalated, ours):
+        assert RetriedIsWarning().filter(r)
+    assert (retried.levelno, retried.levelname) == (logging.WARNING, "WARNING")
+    assert escalated.levelno == logging.ERROR
+    assert ours.levelno == logging.ERROR

@@ -272,7 +272,7 @@ def test_queries_with_promql_braces_and_known_variables_are_accepted(
 
 
 def test_a_level_out_of_range_is_refused_once(kube_api: client.ApiClient, namespace: str) -> None:
-    """`level: 5` is refused by its bound alone, not also by every rule of levels 2–4."""
+    """`level: 5` is refused by its bound alone, not also by every rule of levels 2 to 4."""
     body = model_deployment("too-high", namespace, level=5, owners=None, data=None)
     with pytest.raises(ApiException) as raised:
         create_md(kube_api, body)

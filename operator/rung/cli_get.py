@@ -23,6 +23,9 @@ from rung.plan.inference_service import CANARY_HASH_ANNOTATION, MODEL_HASH_ANNOT
 
 DEFAULT_STEPS = (10, 25, 50, 100)
 ICONS = {True: "✔", False: "✖", None: "…"}
+HEALTHY = {"Degraded": "False", "Undone": "False"}
+"""A condition's healthy status where it is not True; conditions in another status are
+shown (Progressing is the phase, shown at the top)."""
 
 
 def add_parser(sub: Any, target: argparse.ArgumentParser) -> None:
@@ -74,7 +77,11 @@ def rollout_tree(body: Mapping[str, Any], services: Sequence[Mapping[str, Any]])
         runs = root.add(Text(f"retraining  {st.retraining.runs_started} runs"))
         for run in st.retraining.runs[-3:]:
             runs.add(Text(f"{run.name}  {run.outcome}  {run.reason}  {run.version or ''}"))
-    problems = [c for c in st.conditions if (c.type == "Ready") != (c.status == "True")]
+    problems = [
+        c
+        for c in st.conditions
+        if c.type != "Progressing" and c.status != HEALTHY.get(c.type, "True")
+    ]
     if problems:
         conditions = root.add(Text("conditions"))
         for c in problems:
@@ -124,7 +131,8 @@ def _service_line(isvc: Mapping[str, Any]) -> str:
     generation, observed = meta.get("generation"), status.get("observedGeneration")
     current = generation is None or observed == generation
     is_ready = bool(ready and ready.get("status") == "True" and current)
-    why = "" if is_ready or ready is None else f" ({ready.get('reason') or 'not ready'})"
+    reason = ready.get("reason") if ready else None
+    why = f" ({reason})" if reason and not is_ready else ""
     stale = "" if current else f" (observed generation {observed} < {generation})"
     state = "Ready" if is_ready else "NotReady"
     return f"InferenceService {meta.get('name')}  {ICONS[is_ready]} {state}{why}{stale}"

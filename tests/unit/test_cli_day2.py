@@ -142,3 +142,21 @@ def test_no_kubeconfig_is_one_line_not_a_traceback(
     assert "--kubeconfig" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_get_shows_only_conditions_that_are_not_healthy() -> None:
+    body = _rollout()
+    at = "2026-11-28T12:00:00Z"
+    body["status"]["conditions"] = [
+        {"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": at}
+        for t, s, r, m in (
+            ("Ready", "True", "InferenceServiceReady", "serving"),
+            ("Progressing", "True", "CanaryProgressing", "at 25%"),
+            ("MonitoringReady", "True", "MetricsAvailable", "scraped"),
+            ("Degraded", "True", "RolledBack", "v3 was rolled back"),
+        )
+    ]
+    text = render(body, [], color=False)
+    assert "Degraded=True  RolledBack: v3 was rolled back" in text
+    for healthy in ("InferenceServiceReady", "CanaryProgressing", "MetricsAvailable"):
+        assert healthy not in text

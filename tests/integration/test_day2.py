@@ -32,6 +32,7 @@ from integration_kit import (
     model_deployment,
     patch_md,
     rung_cli,
+    wait_until,
     watch_md,
 )
 from kubernetes import client, watch
@@ -130,10 +131,10 @@ class Latencies:
 
 
 @contextmanager
-def get_watch(namespace: str) -> Iterator[list[str]]:
+def get_watch(namespace: str, name: str = NAME) -> Iterator[list[str]]:
     """`rung get NAME -w` with its output on a pipe (not a TTY): the lines it printed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "rung", "get", NAME, "-n", namespace, "-w"],
+        [sys.executable, "-m", "rung", "get", name, "-n", namespace, "-w"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -259,3 +260,38 @@ def test_kubectl_finds_the_plugin(kube_api: client.ApiClient, namespace: str) ->
     assert f"ModelDeployment {namespace}/{NAME}" in shown.stdout
     assert "phase Ready" in shown.stdout
     assert "InferenceService churn" in shown.stdout
+
+
+def test_get_watch_draws_every_step_of_an_analysed_rollout(
+    kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """A healthy gateway-api canary on real Prometheus and model servers: `rung get -w`
+    on a pipe prints a picture per change, one of them at each step with its checks."""
+    import test_level2 as level2
+
+    name = level2.NAME
+    with level2.bench(tmp_path, kube_api, namespace, "gateway-api") as b:
+        body = level2.level2(namespace, b.prometheus.url, "gateway-api")
+        level2._deploy_v1(kube_api, namespace, body)
+        with get_watch(namespace, name) as drawn:
+            level2._to_v2(kube_api, namespace)
+            watch_md(
+                kube_api,
+                namespace,
+                name,
+                lambda o: _phase(o) == "Ready" and _stable(o) == "v2",
+                "v2 promoted",
+                timeout=120,
+            )
+            # the last picture: v2 stable, no canary
+            wait_until(lambda: "phase Ready" in "".join(drawn).split("-" * 40)[-1], "last picture")
+    pictures = "".join(drawn).split("-" * 40 + "\n")
+    steps = {mark: [p for p in pictures if f"[{mark}]" in p] for mark in ("20%", "50%", "100%")}
+    for mark, shown in steps.items():
+        assert shown, f"no picture at step {mark}"
+    # from the second step on, each picture carries the analysis that moved it
+    assert "✔ error-rate" in steps["50%"][0]
+    assert "pass" in steps["100%"][0]
+    assert f"InferenceService {name}-canary  ✔ Ready" in steps["20%"][0]
+    assert "Promoted" in pictures[-1]
+    (tmp_path / "rung-get-w.txt").write_text("".join(drawn))

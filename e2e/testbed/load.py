@@ -4,6 +4,12 @@ It sends prediction requests to the stable and canary model servers, split by th
 weights a callable reports (for rollouts: the weight currently set in the cluster),
 and exports what a service mesh would: `istio_requests_total` with the destination
 workload and the response code. Requests are bounded in rate, count and time.
+
+Like a gateway honouring an HTTPRoute RequestMirror filter, it also sends a copy of a
+share of the requests (`mirrors()`: percent by backend) to the mirror backend and
+discards its responses: they count in `mirrored`, never in `sent` (what users were
+answered with), and appear in `istio_requests_total` under the mirror's workload, as
+a mesh reports the requests a workload receives.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ class LoadDriver:
     max_seconds: float = 600.0
     seed: int = 1
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """User-facing requests by the backend that answered them and its status code."""
+    mirrors: Callable[[], dict[str, int]] | None = None
+    """Percent of requests mirrored to each backend (the HTTPRoute's RequestMirror)."""
+    mirrored: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Mirrored copies by the backend they reached and its (discarded) status code."""
 
     def __post_init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -97,5 +108,22 @@ class LoadDriver:
                     code = 503
                 self.requests.labels(backend.workload, backend.namespace, str(code)).inc()
                 self.sent[(name, code)] += 1
+                self._mirror(client, name)
                 count += 1
                 self._stop.wait(interval)
+
+    def _mirror(self, client: httpx.Client, answered_by: str) -> None:
+        """Send the mirror filter's copy of the request just answered; discard the answer."""
+        for name, percent in (self.mirrors() if self.mirrors else {}).items():
+            if name == answered_by or name not in self.backends or percent <= 0:
+                continue
+            if self._random.random() * 100 >= percent:
+                continue
+            backend = self.backends[name]
+            url = f"{backend.server.url}/v1/models/{backend.server.name}:predict"
+            try:
+                code = client.post(url, json={"instances": [[1, 2, 3, 4]]}).status_code
+            except httpx.HTTPError:
+                code = 503
+            self.requests.labels(backend.workload, backend.namespace, str(code)).inc()
+            self.mirrored[(name, code)] += 1

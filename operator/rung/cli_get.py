@@ -67,6 +67,10 @@ def rollout_tree(body: Mapping[str, Any], services: Sequence[Mapping[str, Any]])
                 f" since {st.canary.step_started_at or '-'}"
             )
         )
+    if st.canary is not None and st.canary.shadow is not None:
+        from rung.cli_rollout import shadow_summary
+
+        root.add(Text(f"shadow    {shadow_summary(st.canary, spec)}"))
     if st.rejected is not None:
         root.add(
             Text(f"rejected  {st.rejected.version} (rolled back {st.rejected.rejected_at or ''})")

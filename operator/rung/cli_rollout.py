@@ -26,7 +26,8 @@ from rung.api.resource import (
     UNDO_ANNOTATION,
     ModelDeployment,
 )
-from rung.api.status import RetrainingStatus
+from rung.api.spec import DEFAULT_SHADOW_RUNS, ModelDeploymentSpec
+from rung.api.status import CanaryStatus, RetrainingStatus
 from rung.plan.commands import canary_id, command_value, rejection_id
 
 Outcome = tuple[dict[str, str | None], str] | str
@@ -145,6 +146,29 @@ def _approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def shadow_summary(canary: CanaryStatus, spec: ModelDeploymentSpec) -> str | None:
+    """The canary's shadow stage in one line (None: it has none)."""
+    shadow = canary.shadow
+    if shadow is None:
+        return None
+    if shadow.passed_at is not None:
+        return f"passed at {shadow.passed_at} ({shadow.runs_passed} runs on mirrored requests)"
+    if shadow.started_at is None:
+        return f"waiting for the canary to be ready before mirroring {shadow.mirror_percent}%"
+    wanted = spec.rollout.shadow if spec.rollout else None
+    runs = wanted.analysis_runs if wanted and wanted.analysis_runs else DEFAULT_SHADOW_RUNS
+    goal = (
+        f"until {wanted.duration} have passed"
+        if wanted is not None and wanted.duration
+        else f"of {runs}"
+    )
+    return (
+        f"mirroring {shadow.mirror_percent}% of requests since {shadow.started_at}"
+        f" (responses discarded, no user traffic): {shadow.runs_passed} analysis runs"
+        f" passed {goal}"
+    )
+
+
 def render_status(body: dict[str, Any]) -> str:
     """A human summary of one ModelDeployment's rollout (pure)."""
     md = ModelDeployment.from_body(body)
@@ -167,12 +191,20 @@ def render_status(body: dict[str, Any]) -> str:
         lines.append(f"  approved: {approved}")
     steps = spec.rollout.steps if spec.rollout else [10, 25, 50, 100]
     if st.canary:
-        marks = " ".join(f"[{w}%]" if i == st.canary.step else f"{w}%" for i, w in enumerate(steps))
+        shadowing = st.phase == "Shadowing"
+        marks = " ".join(
+            f"[{w}%]" if i == st.canary.step and not shadowing else f"{w}%"
+            for i, w in enumerate(steps)
+        )
+        where = "shadow stage" if shadowing else f"step {st.canary.step + 1}/{len(steps)}"
         lines += [
             f"  canary:   {st.canary.version}  weight {st.canary.weight}%"
-            f"  step {st.canary.step + 1}/{len(steps)}  started {st.canary.started_at}",
-            f"  steps:    {marks}",
+            f"  {where}  started {st.canary.started_at}",
+            f"  steps:    {'[shadow] ' if shadowing else ''}{marks}",
         ]
+        shadow = shadow_summary(st.canary, spec)
+        if shadow:
+            lines.append(f"  shadow:   {shadow}")
     if st.rejected:
         lines.append(f"  rejected: {st.rejected.version} (rolled back)")
     if st.analysis and (st.analysis.checks or st.analysis.failures):

@@ -59,6 +59,20 @@ if phase == "Paused" then
   return hs
 end
 
+if phase == "Shadowing" then
+  hs.status = "Progressing"
+  local text = "Shadowing"
+  if status.canary ~= nil and status.canary.version ~= nil then
+    local mirrored = 100
+    if status.canary.shadow ~= nil and status.canary.shadow.mirrorPercent ~= nil then
+      mirrored = status.canary.shadow.mirrorPercent
+    end
+    text = text .. ": canary " .. status.canary.version .. " gets " .. tostring(mirrored) .. "% of requests mirrored, no user traffic"
+  end
+  hs.message = text .. " (" .. message_of(progressing, message_of(ready, "in progress")) .. ")"
+  return hs
+end
+
 if phase == "Progressing" or phase == "Promoting" or phase == "RollingBack" or phase == "Pending" then
   hs.status = "Progressing"
   local text = phase

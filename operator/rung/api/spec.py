@@ -269,6 +269,48 @@ class Analysis(ApiModel):
     this (as Argo Rollouts' consecutiveErrorLimit). An errored run never advances a step."""
 
 
+DEFAULT_SHADOW_RUNS = 3
+"""Passed analysis runs that complete a shadow stage setting neither duration nor
+analysisRuns."""
+
+
+class Shadow(ApiModel):
+    """A shadow stage before the canary's first step: the canary receives a mirrored copy
+    of live requests (its responses are discarded) while every user request is still
+    answered by stable. Judged on the canary's own signals with absolute thresholds; a
+    failed shadow stage rejects the version before it has served a single user request.
+    Needs `router: gateway-api` (an HTTPRoute RequestMirror filter)."""
+
+    model_config = with_rules(
+        cel(
+            "!(has(self.duration) && has(self.analysisRuns))",
+            "set one of spec.rollout.shadow.duration or analysisRuns, not both",
+            field_path=".analysisRuns",
+        ),
+        cel(
+            "!has(self.metrics) || self.metrics.all(m, !has(m.maxIncreaseOverStable)"
+            " && (has(m.max) || has(m.min)))",
+            "spec.rollout.shadow.metrics take absolute thresholds (max, min), not"
+            " maxIncreaseOverStable: the shadow stage judges the canary on its own signals",
+            field_path=".metrics",
+        ),
+    )
+
+    duration: Duration | None = None
+    """How long the canary is shadowed, from when it is ready (e.g. `5m`); it passes at
+    the first passed analysis run after this. Unset: `analysisRuns` decides."""
+    analysis_runs: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Passed analysis runs (one per spec.rollout.interval) that complete the stage;
+    3 when neither this nor `duration` is set."""
+    mirror_percent: Annotated[int, Field(ge=1, le=100)] = 100
+    """Share of live requests mirrored to the canary, percent (the HTTPRoute
+    RequestMirror filter's `percent`)."""
+    metrics: Annotated[list[AnalysisMetric], Field(max_length=20)] | None = None
+    """Checks of the shadow stage, absolute thresholds only; when unset, the rollout's
+    analysis metrics with their absolute thresholds (a metric with only
+    maxIncreaseOverStable is skipped in the shadow stage)."""
+
+
 class GatewayRef(ApiModel):
     """A Gateway API parent reference."""
 
@@ -292,6 +334,12 @@ class Rollout(ApiModel):
             "router gateway-api needs gateway: the Gateway the HTTPRoute attaches to",
             field_path=".gateway",
             reason="FieldValueRequired",
+        ),
+        cel(
+            "!has(self.shadow) || self.router == 'gateway-api'",
+            "spec.rollout.shadow needs router gateway-api: the kserve router cannot mirror"
+            " requests to the canary (a canary at 0% there receives no traffic to analyse)",
+            field_path=".shadow",
         ),
     )
 
@@ -325,6 +373,10 @@ class Rollout(ApiModel):
     `rung.dev/approve: <canary version>`)."""
     gateway: GatewayRef | None = None
     """gateway-api router only: the Gateway the HTTPRoute attaches to."""
+    shadow: Shadow | None = None
+    """A shadow stage before the first step: the canary gets a mirrored copy of live
+    requests (responses discarded) and must pass analysis before any user traffic moves
+    to it. gateway-api router only."""
 
 
 class RetrainingTrigger(ApiModel):

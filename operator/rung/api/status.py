@@ -13,6 +13,7 @@ Phase = Literal[
     "Pending",
     "Ready",
     "Progressing",
+    "Shadowing",
     "Promoting",
     "RollingBack",
     "RolledBack",
@@ -70,6 +71,20 @@ class ModelRef(ApiModel):
         return {**values, "data": data} if data is not None else values
 
 
+class ShadowStatus(ApiModel):
+    """The canary's shadow stage: mirrored requests, no user traffic."""
+
+    mirror_percent: int = 100
+    """Share of live requests mirrored to the canary, percent."""
+    started_at: str | None = None
+    """When mirroring began (the canary was ready); absent while it is not yet ready."""
+    runs_passed: int = 0
+    """Analysis runs on mirrored requests passed so far."""
+    passed_at: str | None = None
+    """When the stage passed and user traffic began to move; absent while shadowing, or
+    when the version was rejected in the shadow stage."""
+
+
 class CanaryStatus(ModelRef):
     """The model being rolled out."""
 
@@ -85,6 +100,8 @@ class CanaryStatus(ModelRef):
     """When `rung pause` stopped this canary where it is (absent: not paused by a user)."""
     paused_by: str | None = None
     """Who asked for the pause."""
+    shadow: ShadowStatus | None = None
+    """The shadow stage before the first step (spec.rollout.shadow), if there is one."""
 
 
 class RejectedModel(ModelRef):
@@ -279,7 +296,8 @@ class ModelDeploymentStatus(ApiModel):
     capability_summary: str | None = None
     """The capabilities as one comma-separated line (`kubectl get md -o wide`)."""
     phase: Phase | None = None
-    """Pending, Ready, Progressing, Promoting, RollingBack, RolledBack, Paused or Failed."""
+    """Pending, Ready, Shadowing, Progressing, Promoting, RollingBack, RolledBack, Paused or
+    Failed."""
     inference_service: str | None = None
     """Name of the stable InferenceService."""
     url: str | None = None

@@ -62,6 +62,26 @@ def analysis_metrics(spec: ModelDeploymentSpec) -> list[AnalysisMetric]:
     ]
 
 
+def shadow_metrics(spec: ModelDeploymentSpec) -> list[AnalysisMetric]:
+    """The checks of the shadow stage: spec.rollout.shadow.metrics, or the rollout's
+    metrics with their absolute thresholds only (the canary's own signals: stable answers
+    the same requests, but a relative comparison is not what the stage judges). A metric
+    with no absolute threshold is left out."""
+    shadow = spec.rollout.shadow if spec.rollout else None
+    if shadow is not None and shadow.metrics:
+        return list(shadow.metrics)
+    return [
+        m.model_copy(update={"max_increase_over_stable": None})
+        for m in analysis_metrics(spec)
+        if m.max is not None or m.min is not None
+    ]
+
+
+def stage_metrics(spec: ModelDeploymentSpec, shadowing: bool) -> list[AnalysisMetric]:
+    """The metrics that judge the canary now: the shadow stage's, or the steps'."""
+    return shadow_metrics(spec) if shadowing else analysis_metrics(spec)
+
+
 def needs_stable(metric: AnalysisMetric) -> bool:
     """Whether the metric's threshold compares the canary with stable."""
     return metric.max_increase_over_stable is not None

@@ -35,7 +35,7 @@ APPLY_FAILED = reasons.APPLY_FAILED
 """Degraded reason while an owned object cannot be applied."""
 APPLY_REFUSED = reasons.APPLY_REFUSED
 """Event and history reason of a canary rolled back because its objects were refused."""
-ROLLOUT_PHASES_TO_ABORT = frozenset({"Progressing", "Paused", "Promoting"})
+ROLLOUT_PHASES_TO_ABORT = frozenset({"Shadowing", "Progressing", "Paused", "Promoting"})
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef, SloSnapshot
 from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
-from rung.plan.analysis import analysis_metrics, needs_stable
+from rung.plan.analysis import needs_stable, stage_metrics
 from rung.plan.events import parse_time, timestamp
 from rung.plan.live import LiveObjects
 from rung.plan.observation import AnalysisQuery, Reading, SloReading, TriggerReading
 from rung.plan.promql import Targets, TemplateError, indicators, query_variables, render
 from rung.plan.retraining import TriggerQuery, active_runs, retraining_queries
-from rung.plan.rollout import RolloutSettings, RolloutState, analysis_due
+from rung.plan.rollout import RolloutSettings, RolloutState, ShadowSettings, analysis_due
 from rung.plan.routers import Router, router_for
 from rung.plan.slo import effective_slo, within_slo
 
@@ -94,7 +94,19 @@ def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettin
     )
     if rollout is None:
         return RolloutSettings(manual_gate=manual)
+    shadow = None
+    if rollout.shadow is not None and router_of(md).mirrors:
+        # Admission refuses a shadow stage on a router that cannot mirror; one stored
+        # before that rule is ignored rather than run without traffic.
+        shadow = ShadowSettings(
+            mirror_percent=rollout.shadow.mirror_percent,
+            runs=rollout.shadow.analysis_runs,
+            duration_seconds=parse_duration(rollout.shadow.duration)
+            if rollout.shadow.duration
+            else None,
+        )
     return RolloutSettings(
+        shadow=shadow,
         steps=tuple(rollout.steps),
         interval_seconds=parse_duration(rollout.interval),
         deadline_seconds=parse_duration(rollout.progress_deadline),
@@ -220,7 +232,7 @@ def _analysis(
     canary_vars = query_variables(md, targets, window, target=targets.canary)
     stable_vars = {**canary_vars, "target": targets.stable}
     queries = []
-    for metric in analysis_metrics(md.spec):
+    for metric in stage_metrics(md.spec, md.status.phase == "Shadowing"):
         try:
             queries.append(
                 AnalysisQuery(

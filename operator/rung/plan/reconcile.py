@@ -30,7 +30,7 @@ from rung.api.status import (
 from rung.ladder import Capability, LadderResult, capabilities
 from rung.plan import conditions as cond
 from rung.plan import reasons
-from rung.plan.analysis import Measurement, analysis_metrics, check, verdict
+from rung.plan.analysis import Measurement, check, stage_metrics, verdict
 from rung.plan.apply_failure import keep_apply_failure
 from rung.plan.commands import Commands, find_revision, read_commands
 from rung.plan.events import Decided, Event, timestamp, with_lineage
@@ -275,6 +275,12 @@ def _desired(
             stable=stable,
             canary=canary,
             canary_weight=canary.weight if canary else 0,
+            mirror_percent=canary.shadow.mirror_percent
+            if models.phase == "Shadowing"
+            and canary is not None
+            and canary.shadow is not None
+            and canary.shadow.started_at is not None
+            else None,
             promoting=models.phase == "Promoting",
             rolling_back=models.phase == "RollingBack",
             annotations=annotations,
@@ -409,7 +415,7 @@ def _observe_rollout(
     checks = None
     result = None
     if obs.measurements is not None:
-        by_name = {m.name: m for m in analysis_metrics(md.spec)}
+        by_name = {m.name: m for m in stage_metrics(md.spec, state.phase == "Shadowing")}
         checks = [
             check(
                 Measurement(by_name[name], values[0], values[1]),
@@ -432,6 +438,7 @@ def _observe_rollout(
     return Observed(
         canary_ready=router.canary_ready(md, canary, live),
         live_weight=router.canary_weight(md, live),
+        live_mirror=router.canary_mirrored(md, live),
         promoted=router.promoted(md, canary, live),
         promoted_in_place=router.promotes_in_place(md, state.stable, canary),
         verdict=result,
@@ -541,6 +548,10 @@ def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
             if canary.paused_at
             else (reasons.AWAITING_APPROVAL, f"canary {canary.version} waits for approval")
         ),
+        "Shadowing": (
+            reasons.SHADOW_STARTED,
+            f"canary {canary.version} in the shadow stage: {_shadow_progress(canary)}",
+        ),
         "Promoting": (reasons.PROMOTING, f"promoting {canary.version}"),
         "RollingBack": (reasons.ROLLING_BACK, f"rolling back {canary.version}"),
     }
@@ -548,6 +559,16 @@ def _progressing(models: _Models, is_ready: bool) -> ConditionValue:
         models.phase or "", ("CanaryProgressing", f"canary {canary.version}")
     )
     return "True", reason, message
+
+
+def _shadow_progress(canary: CanaryStatus) -> str:
+    shadow = canary.shadow
+    if shadow is None or shadow.started_at is None:
+        return "waiting for it to be ready before mirroring requests to it"
+    return (
+        f"{shadow.mirror_percent}% of requests mirrored, responses discarded;"
+        f" {shadow.runs_passed} analysis runs passed, no user traffic"
+    )
 
 
 def _command_conditions(

@@ -7,8 +7,12 @@ transition is a function of status and observations only, so a restarted operato
 continues exactly where the last status write left off.
 
 Phases while a canary exists:
+  Shadowing (spec.rollout.shadow) -> (shadow analysis passed) -> Progressing at step 1
+  Shadowing -> (failureLimit failures, or progressDeadline) -> RollingBack -> RolledBack
   Progressing -> (last step passed) -> Paused (manual gate) -> Promoting -> Ready
   Progressing -> (failureLimit failures, or progressDeadline) -> RollingBack -> RolledBack
+In the shadow stage the canary's weight stays 0: it receives a mirrored copy of requests
+(canary.shadow.mirrorPercent, from when it is ready) and serves no user request.
 Day-2 commands (rung.plan.commands) move it too: `promote` skips a step (or, with
 --full, every step and the gate), `abort` rolls back, `pause` holds a Progressing canary
 in Paused (canary.pausedAt set) until `resume`, `retry` starts a rejected version again.
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from rung.api.spec import DEFAULT_SHADOW_RUNS
 from rung.api.status import (
     AnalysisStatus,
     CanaryStatus,
@@ -28,11 +33,29 @@ from rung.api.status import (
     ModelRef,
     Phase,
     RejectedModel,
+    ShadowStatus,
 )
 from rung.plan import reasons
 from rung.plan.analysis import Verdict
 from rung.plan.commands import Commands, canary_id, rejection_id
 from rung.plan.events import Event, parse_time, timestamp
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """spec.rollout.shadow in the state machine's units."""
+
+    mirror_percent: int = 100
+    runs: int | None = None
+    """Passed analysis runs that complete the stage (when no duration is set)."""
+    duration_seconds: float | None = None
+    """The stage passes at the first passed run this long after mirroring began."""
+
+    def complete(self, shadow: ShadowStatus, now: datetime) -> bool:
+        """Whether a stage that just passed a run (counted in `shadow`) is done."""
+        if self.duration_seconds is not None:
+            return _since(shadow.started_at, now) >= self.duration_seconds
+        return shadow.runs_passed >= (self.runs or DEFAULT_SHADOW_RUNS)
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,8 @@ class RolloutSettings:
     manual_gate: bool = False
     error_limit: int = 4
     """consecutiveErrorLimit: errored analysis runs in a row tolerated (more roll back)."""
+    shadow: ShadowSettings | None = None
+    """A shadow stage before the first step (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class Observed:
     canary_ready: bool = False
     live_weight: int | None = None
     """Canary weight the cluster routes now (None: no canary route)."""
+    live_mirror: bool = False
+    """The cluster mirrors requests to the canary now."""
     promoted: bool = False
     """The canary's model serves from the stable slot."""
     promoted_in_place: bool = False
@@ -96,7 +123,13 @@ def analysis_due(
 ) -> bool:
     """Whether analysis should run this pass (the handler then queries metrics)."""
     canary = state.canary
-    if canary is None or state.phase != "Progressing" or not canary_ready:
+    if canary is None or not canary_ready:
+        return False
+    if state.phase == "Shadowing":
+        if canary.shadow is None or canary.shadow.started_at is None:
+            return False  # not mirrored yet: nothing to judge
+        return _since(_step_clock(state), now) >= settings.interval_seconds
+    if state.phase != "Progressing":
         return False
     if canary.weight == 0:
         return False  # no traffic yet: nothing to judge
@@ -140,7 +173,84 @@ def advance(
         if canary.paused_at is None and observed.approved_version == canary.version:
             return _promote(state, at, approved=True, by=observed.commands.approved_by)
         return Decision(state)
+    if state.phase == "Shadowing":
+        return _shadowing(state, canary, settings, observed, now)
     return _progressing(state, canary, settings, observed, now)
+
+
+def _shadowing(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    now: datetime,
+) -> Decision:
+    """The shadow stage: weight 0, requests mirrored to the canary once it is ready,
+    judged by analysis; passing moves to the first step, failing rejects the version
+    before it has answered a single user request."""
+    at = timestamp(now)
+    shadow_settings = settings.shadow or ShadowSettings()
+    shadow = canary.shadow or ShadowStatus(mirror_percent=shadow_settings.mirror_percent)
+    if not observed.canary_ready:
+        if _since(canary.step_started_at or canary.started_at, now) > settings.deadline_seconds:
+            message = f"canary {canary.version} not ready within {settings.deadline_seconds:g}s"
+            return rollback(state, at, reasons.PROGRESS_DEADLINE_EXCEEDED, message)
+        return Decision(state)
+    if shadow.started_at is None:
+        # Ready at the generation Rung applied: only now are requests mirrored to it, and
+        # the stage's clock starts.
+        started = canary.model_copy(
+            update={"shadow": shadow.model_copy(update={"started_at": at}), "step_started_at": at}
+        )
+        message = (
+            f"canary {canary.version} is ready: mirroring {shadow.mirror_percent}% of requests"
+            " to it (responses discarded); no user traffic until the shadow stage passes"
+        )
+        return Decision(
+            replace(state, canary=started),
+            [Event(reasons.SHADOW_STARTED, message)],
+            [_entry(at, reasons.SHADOW_STARTED, message, canary.version)],
+        )
+    if observed.verdict is None:
+        return Decision(state)
+    analysis = state.analysis or AnalysisStatus()
+    analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
+    if observed.verdict == "error":
+        return _errored(replace(state, analysis=analysis), canary, settings, observed, now)
+    analysis = analysis.model_copy(update={"consecutive_errors": 0, "last_error": None})
+    judged = replace(state, analysis=analysis)
+    if observed.verdict == "hold":
+        if _since(canary.step_started_at, now) > settings.deadline_seconds:
+            message = "no metrics for the shadowed canary within progressDeadline"
+            return rollback(judged, at, reasons.ANALYSIS_NO_DATA, message)
+        return Decision(judged)
+    if observed.verdict == "fail":
+        return _failed(judged, canary, settings, observed, at, stage="shadow analysis")
+    counted = shadow.model_copy(update={"runs_passed": shadow.runs_passed + 1})
+    if not shadow_settings.complete(counted, now):
+        # The deadline counts from the last passed run: a long stage never times out.
+        waiting = canary.model_copy(update={"shadow": counted, "step_started_at": at})
+        return Decision(replace(judged, canary=waiting))
+    weight = next((w for w in settings.steps if w > 0), settings.steps[0])
+    first = canary.model_copy(
+        update={
+            "shadow": counted.model_copy(update={"passed_at": at}),
+            "weight": weight,
+            "step": 0,
+            "step_started_at": at,
+        }
+    )
+    message = (
+        f"canary {canary.version} passed the shadow stage ({counted.runs_passed} analysis"
+        f" runs on mirrored requests): weight 0% -> {weight}%"
+    )
+    # The steps' own analysis starts afresh: shadow failures do not count against them.
+    fresh = analysis.model_copy(update={"failures": 0})
+    return Decision(
+        replace(judged, phase="Progressing", canary=first, analysis=fresh),
+        [Event(reasons.SHADOW_PASSED, message)],
+        [_entry(at, reasons.SHADOW_PASSED, message, canary.version)],
+    )
 
 
 def _commanded(
@@ -209,7 +319,7 @@ def _skip_step(
 def _rolling_back(
     state: RolloutState, canary: CanaryStatus, desired: ModelRef, observed: Observed, at: str
 ) -> Decision:
-    if observed.live_weight not in (None, 0):
+    if observed.live_weight not in (None, 0) or observed.live_mirror:
         return Decision(state)
     if canary.hash != desired.hash:
         # Aborted (spec went back to stable, or moved on): not a failed model.
@@ -219,10 +329,14 @@ def _rolling_back(
     rejected = RejectedModel(**dict(_ref(canary)), rejected_at=at)
     done = replace(state, canary=None, phase="RolledBack", rejected=rejected)
     message = f"traffic is on {state.stable.version}; canary {canary.version} removed"
+    entry = f"{canary.version} rolled back"
+    if canary.shadow is not None and canary.shadow.passed_at is None:
+        entry += " in the shadow stage, before serving any user request"
+        message += " (rejected in the shadow stage: it served no user request)"
     return Decision(
         done,
         [Event(reasons.ROLLED_BACK, message, "Warning")],
-        [_entry(at, reasons.ROLLED_BACK, f"{canary.version} rolled back", canary.version)],
+        [_entry(at, reasons.ROLLED_BACK, entry, canary.version)],
     )
 
 
@@ -318,6 +432,7 @@ def _failed(
     settings: RolloutSettings,
     observed: Observed,
     at: str,
+    stage: str = "analysis",
 ) -> Decision:
     assert state.analysis is not None
     failures = state.analysis.failures + 1
@@ -325,13 +440,17 @@ def _failed(
     summary = "; ".join(f"{c.metric}: {c.message}" for c in observed.checks if c.passed is not True)
     event = Event(
         reasons.ANALYSIS_FAILED,
-        f"canary {canary.version} failed analysis ({failures}/{settings.failure_limit}): {summary}",
+        f"canary {canary.version} failed {stage} ({failures}/{settings.failure_limit}): {summary}",
         "Warning",
     )
     if failures < settings.failure_limit:
         return Decision(failed, [event])
-    message = f"{failures} failed analysis runs: {summary}"
-    decision = rollback(failed, at, reasons.FAILURE_LIMIT_REACHED, message)
+    message = f"{failures} failed {stage} runs: {summary}"
+    shadowed = state.phase == "Shadowing"
+    if shadowed:
+        message += "; no user request was served by it"
+    reason = reasons.SHADOW_FAILED if shadowed else reasons.FAILURE_LIMIT_REACHED
+    decision = rollback(failed, at, reason, message)
     return Decision(decision.state, [event, *decision.events], decision.history)
 
 
@@ -385,6 +504,9 @@ def _start(
         step=0,
         started_at=at,
         step_started_at=at,
+        shadow=None
+        if settings.shadow is None
+        else ShadowStatus(mirror_percent=settings.shadow.mirror_percent),
     )
     events: list[Event] = []
     history: list[HistoryEntry] = []
@@ -407,11 +529,17 @@ def _start(
         message = f"{desired.version} rolled out again, asked by {retried_by}"
         events.append(Event(reasons.RETRIED, message))
         history.append(_entry(at, reasons.RETRIED, message, desired.version))
+    shadow = settings.shadow
     events.append(
         Event(
             reasons.CANARY_STARTED,
             f"rolling out {desired.version} next to {state.stable.version}:"
-            f" steps {', '.join(f'{s}%' for s in settings.steps)}",
+            + (
+                f" shadow stage ({shadow.mirror_percent}% mirrored), then"
+                if shadow is not None
+                else ""
+            )
+            + f" steps {', '.join(f'{s}%' for s in settings.steps)}",
         )
     )
     history.append(
@@ -425,7 +553,7 @@ def _start(
     new = RolloutState(
         stable=state.stable,
         canary=canary,
-        phase="Progressing",
+        phase="Progressing" if shadow is None else "Shadowing",
         analysis=AnalysisStatus(),
         rejected=None,
     )

@@ -32,6 +32,9 @@ class Traffic:
     """The canary passed: move it into the stable slot."""
     rolling_back: bool = False
     """The canary failed or was refused: take it out of the traffic path."""
+    mirror_percent: int | None = None
+    """Shadow stage: mirror this percent of requests to the canary, responses discarded
+    (None: mirror nothing). Only routers that `mirrors` are given one."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     """Extra annotations for every InferenceService (e.g. scrape annotations)."""
 
@@ -40,6 +43,8 @@ class Router(Protocol):
     """One way of splitting traffic between a stable and a canary model."""
 
     name: str
+    mirrors: bool
+    """Whether the router can mirror requests to the canary (a shadow stage)."""
 
     def objects(self, md: ModelDeployment, traffic: Traffic) -> list[dict[str, Any]]:
         """Every object this router needs for `traffic`."""
@@ -47,6 +52,10 @@ class Router(Protocol):
 
     def canary_weight(self, md: ModelDeployment, live: LiveObjects) -> int | None:
         """The canary weight the cluster routes right now (None: no canary route)."""
+        ...
+
+    def canary_mirrored(self, md: ModelDeployment, live: LiveObjects) -> bool:
+        """Whether the cluster mirrors requests to the canary right now."""
         ...
 
     def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:

@@ -9,6 +9,7 @@ when that is ready routes back to stable and removes the canary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rung.api.resource import ModelDeployment
@@ -31,6 +32,8 @@ class GatewayApiRouter:
     """Canary traffic split by a Gateway API HTTPRoute."""
 
     name = "gateway-api"
+    mirrors = True
+    """A RequestMirror filter (percent: standard channel since Gateway API v1.3)."""
 
     def objects(self, md: ModelDeployment, traffic: Traffic) -> list[dict[str, Any]]:
         stable, canary = traffic.stable, traffic.canary
@@ -53,14 +56,18 @@ class GatewayApiRouter:
                 role="canary",
                 extra_annotations=annotations,
             ),
-            self.route(md, weight),
+            self.route(md, weight, None if traffic.promoting else traffic.mirror_percent),
         ]
 
-    def route(self, md: ModelDeployment, canary_weight: int | None) -> dict[str, Any]:
+    def route(
+        self, md: ModelDeployment, canary_weight: int | None, mirror_percent: int | None = None
+    ) -> dict[str, Any]:
         """The HTTPRoute splitting traffic; without a canary (None) only stable is listed.
 
         During a canary its backend stays listed even at weight 0, so a rollback can
-        see that traffic is back on stable before the canary is removed.
+        see that traffic is back on stable before the canary is removed. In a shadow
+        stage (`mirror_percent`) a RequestMirror filter copies that share of requests to
+        the canary's Service; the gateway discards its responses.
         """
         backends = [_backend(f"{md.name}-predictor", 100 - (canary_weight or 0))]
         if canary_weight is not None:
@@ -76,19 +83,24 @@ class GatewayApiRouter:
             if rollout.gateway.namespace:
                 parent["namespace"] = rollout.gateway.namespace
             parents.append(parent)
+        rule: dict[str, Any] = {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": backends,
+        }
+        if mirror_percent is not None and canary_weight is not None:
+            mirror = _backend(f"{canary_name(md)}-predictor", 0)
+            del mirror["weight"]
+            rule["filters"] = [
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {"backendRef": mirror, "percent": mirror_percent},
+                }
+            ]
         return {
             "apiVersion": f"{GATEWAY_GROUP}/v1",
             "kind": "HTTPRoute",
             "metadata": md.object_meta(md.name),
-            "spec": {
-                "parentRefs": parents,
-                "rules": [
-                    {
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                        "backendRefs": backends,
-                    }
-                ],
-            },
+            "spec": {"parentRefs": parents, "rules": [rule]},
         }
 
     def canary_weight(self, md: ModelDeployment, live: LiveObjects) -> int | None:
@@ -100,6 +112,9 @@ class GatewayApiRouter:
                 if ref.get("name") == f"{canary_name(md)}-predictor":
                     return int(ref.get("weight", 1))
         return None
+
+    def canary_mirrored(self, md: ModelDeployment, live: LiveObjects) -> bool:
+        return mirror_percent(live.http_routes.get(md.name), f"{canary_name(md)}-predictor") > 0
 
     def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(canary_name(md))
@@ -137,3 +152,26 @@ def _backend(service: str, weight: int) -> dict[str, Any]:
         "port": PREDICTOR_PORT,
         "weight": weight,
     }
+
+
+def mirror_percent(route: Mapping[str, Any] | None, service: str) -> int:
+    """The percent of requests `route` mirrors to `service` (0: none). A RequestMirror
+    filter without percent or fraction mirrors every request."""
+    total = 0
+    for rule in ((route or {}).get("spec") or {}).get("rules") or []:
+        for f in rule.get("filters") or []:
+            mirror = f.get("requestMirror") or {}
+            if (
+                f.get("type") != "RequestMirror"
+                or (mirror.get("backendRef") or {}).get("name") != service
+            ):
+                continue
+            fraction = mirror.get("fraction")
+            if "percent" in mirror:
+                total = max(total, int(mirror["percent"]))
+            elif fraction:
+                share = int(fraction.get("numerator", 0)) / int(fraction.get("denominator", 100))
+                total = max(total, max(1, round(100 * share)) if share > 0 else 0)
+            else:
+                total = 100
+    return total

@@ -43,6 +43,8 @@ class KServeRouter:
     """Canary traffic split done by KServe itself."""
 
     name = "kserve"
+    mirrors = False
+    """KServe has no request mirroring: admission refuses a shadow stage on this router."""
 
     def objects(self, md: ModelDeployment, traffic: Traffic) -> list[dict[str, Any]]:
         stable, canary = traffic.stable, traffic.canary
@@ -114,6 +116,9 @@ class KServeRouter:
         name = (entries[0].get("predictor") or {}).get("name")
         applied = reported.get(name)
         return int(applied if applied is not None else entries[0].get("trafficPercent", 0))
+
+    def canary_mirrored(self, md: ModelDeployment, live: LiveObjects) -> bool:
+        return False
 
     def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         isvc = live.inference_services.get(md.name)

@@ -285,3 +285,65 @@ def test_a_canary_the_cluster_refuses_is_rolled_back_at_once(
     assert "ApplyFailed" in reasons
     assert "ApplyRefused" in reasons
     assert "RolledBack" in reasons
+
+
+def test_a_canary_step_restarts_no_predictor_pod(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    """kserve router, RawDeployment: moving the split from 20 % to 50 % changes the
+    canary's trafficPercent and nothing KServe copies into the pod templates, so neither
+    predictor Deployment rolls (KServe copies the InferenceService's annotations, the
+    applied hash among them, into them)."""
+    from integration_kit import model_deployment
+
+    name = "steps"
+    body = model_deployment(
+        name,
+        namespace,
+        level=2,
+        monitoring={"prometheus": {"url": DEAD_PROMETHEUS}},
+        rollout={
+            "router": "kserve",
+            "steps": [20, 50, 100],
+            "interval": "10m",
+            "progressDeadline": "30m",
+        },
+    )
+    create_md(kube_api, body)
+    watch_md(kube_api, namespace, name, _ready_at(2), "v1 Ready")
+    patch_md(
+        kube_api,
+        namespace,
+        name,
+        {"spec": {"model": {"storageUri": f"s3://models/{name}/v2", "version": "v2"}}},
+    )
+    at_20 = watch_md(
+        kube_api,
+        namespace,
+        name,
+        lambda o: ((o.get("status") or {}).get("canary") or {}).get("weight") == 20,
+        "canary at 20 %",
+    )
+    apps = client.AppsV1Api(kube_api)
+
+    def templates() -> dict[str, tuple[int, Any]]:
+        return {
+            d.metadata.name: (d.metadata.generation, d.spec.template.metadata.annotations)
+            for d in apps.list_namespaced_deployment(namespace).items
+        }
+
+    before = templates()
+    assert len(before) == 2, before  # stable and canary predictors
+    rung_cli("promote", name, "-n", namespace)  # skips the 20 % step's analysis
+    wait_until(
+        lambda: any(
+            s.get("trafficPercent") == 50
+            for s in ((get_isvc(kube_api, namespace, name) or {}).get("status") or {}).get(
+                "canaryStatuses"
+            )
+            or []
+        ),
+        "KServe routing 50 % to the canary",
+    )
+    assert at_20["status"]["canary"]["step"] == 0
+    assert templates() == before

@@ -153,6 +153,45 @@ def test_drift_on_an_owned_field_needs_apply() -> None:
     assert needs_apply(live, desired)
 
 
+def _isvc(stable_percent: int | None, canary_percent: int) -> dict[str, Any]:
+    predictor: dict[str, Any] = {"name": "r-1", "model": {"storageUri": "s3://m/v1"}}
+    if stable_percent is not None:
+        predictor["canaryTrafficPercent"] = stable_percent
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "fraud", "annotations": {}},
+        "spec": {
+            "predictor": predictor,
+            "canary": [
+                {
+                    "trafficPercent": canary_percent,
+                    "predictor": {"name": "r-2", "model": {"storageUri": "s3://m/v2"}},
+                }
+            ],
+        },
+    }
+
+
+def _hash(obj: dict[str, Any]) -> str:
+    return str(with_applied_hash(obj)["metadata"]["annotations"][APPLIED_HASH_ANNOTATION])
+
+
+def test_a_canary_step_keeps_the_inference_service_hash_so_no_pod_restarts() -> None:
+    """KServe copies the InferenceService's annotations into its pod templates: a hash
+    that moved with the traffic split restarted every predictor at every step."""
+    assert _hash(_isvc(None, 20)) == _hash(_isvc(None, 50))
+    assert _hash(_isvc(20, 0)) == _hash(_isvc(50, 0))
+    # ... yet the new split is applied: the live one no longer covers it
+    live = with_applied_hash(_isvc(None, 20))
+    assert needs_apply(live, with_applied_hash(_isvc(None, 50)))
+    assert not needs_apply(live, with_applied_hash(_isvc(None, 20)))
+    # a change the pods do see moves the hash
+    other = _isvc(None, 20)
+    other["spec"]["canary"][0]["predictor"]["model"]["storageUri"] = "s3://m/v3"
+    assert _hash(other) != _hash(_isvc(None, 20))
+
+
 @pytest.mark.parametrize(
     ("live", "desired", "expected"),
     [

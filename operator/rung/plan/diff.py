@@ -84,10 +84,33 @@ def with_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:
     import hashlib
     import json
 
-    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    hashed = json.dumps(_without_traffic(manifest), sort_keys=True)
+    digest = hashlib.sha256(hashed.encode()).hexdigest()[:16]
     meta = dict(manifest.get("metadata") or {})
     meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
     return {**manifest, "metadata": meta}
+
+
+def _without_traffic(manifest: dict[str, Any]) -> dict[str, Any]:
+    """An InferenceService without its traffic split, for the applied hash.
+
+    KServe copies an InferenceService's annotations into the pod templates of its
+    predictors (and Knative revisions), so a hash that changed with every canary step
+    restarted every predictor pod at every step. The split is no part of the pods;
+    `covers()` still notices when the live split differs from the wanted one.
+    """
+    if manifest.get("kind") != "InferenceService":
+        return manifest
+    spec = dict(manifest.get("spec") or {})
+    if "predictor" in spec:
+        spec["predictor"] = {
+            k: v for k, v in spec["predictor"].items() if k != "canaryTrafficPercent"
+        }
+    if "canary" in spec:
+        spec["canary"] = [
+            {k: v for k, v in entry.items() if k != "trafficPercent"} for entry in spec["canary"]
+        ]
+    return {**manifest, "spec": spec}
 
 
 def needs_apply(live: dict[str, Any] | None, desired: dict[str, Any]) -> bool:

@@ -14,9 +14,11 @@ from rung.api.crd import GROUP, PLURAL, VERSION
 from rung.api.kinds import DEPLOYMENT as DEPLOYMENT
 from rung.api.kinds import HTTP_ROUTE as HTTP_ROUTE
 from rung.api.kinds import INFERENCE_SERVICE as INFERENCE_SERVICE
+from rung.api.kinds import LLM_INFERENCE_SERVICE as LLM_INFERENCE_SERVICE
 from rung.api.kinds import MODEL_DEPLOYMENT as MODEL_DEPLOYMENT
 from rung.api.kinds import POD_MONITOR as POD_MONITOR
 from rung.api.kinds import PROMETHEUS_RULE as PROMETHEUS_RULE
+from rung.api.kinds import SERVICE as SERVICE
 from rung.api.kinds import Kind as Kind
 from rung.api.resource import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from rung.observability import API_REQUESTS
@@ -25,7 +27,14 @@ from rung.plan.events import Event
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "rung"
 
-OWNED_KINDS = (INFERENCE_SERVICE, POD_MONITOR, PROMETHEUS_RULE, HTTP_ROUTE)
+OWNED_KINDS = (
+    INFERENCE_SERVICE,
+    POD_MONITOR,
+    PROMETHEUS_RULE,
+    HTTP_ROUTE,
+    LLM_INFERENCE_SERVICE,
+    SERVICE,
+)
 """Kinds the operator creates; owned objects of these kinds that the plan no
 longer wants are deleted."""
 READ_KINDS = (DEPLOYMENT,)
@@ -171,12 +180,27 @@ class KubeEvents:
         log.log(level, "Event %s for %s/%s not posted: %s", event.reason, *key, why)
 
 
+class _CoreGroupClient:
+    """The operator's ApiClient, but a request for the core group ("", which the generic
+    custom-objects calls spell `/apis//v1/...`) goes to `/api/v1/...`: those calls then
+    serve core kinds (Services) as they serve custom resources."""
+
+    def __init__(self, client: k8s.ApiClient) -> None:
+        self._client = client
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        return self._client.call_api(method, url.replace("/apis//", "/api/", 1), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 class Kube:
     """Typed access to the handful of API calls the operator makes."""
 
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self.api_client = api_client
-        self.custom = k8s.CustomObjectsApi(api_client)
+        self.custom = k8s.CustomObjectsApi(_CoreGroupClient(api_client))
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""

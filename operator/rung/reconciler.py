@@ -22,9 +22,11 @@ from rung.kube import (
     DEPLOYMENT,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
+    LLM_INFERENCE_SERVICE,
     MODEL_DEPLOYMENT,
     OWNED_KINDS,
     READ_KINDS,
+    SERVICE,
     Kind,
     Kube,
     kind_of,
@@ -110,6 +112,7 @@ class Reconciler:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._features: ClusterFeatures | None = None
+        self._served: dict[Kind, tuple[bool, float]] = {}
         self._features_at = 0.0
         self._providers: dict[str, MetricProvider] = {}
         self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
@@ -129,6 +132,14 @@ class Reconciler:
             )
             self._features_at = time.monotonic()
         return self._features
+
+    def _serves(self, kind: Kind) -> bool:
+        """Whether the cluster serves `kind` (asked again every FEATURES_TTL seconds)."""
+        known = self._served.get(kind)
+        if known is None or time.monotonic() - known[1] > FEATURES_TTL:
+            known = (self.kube.has_crd(kind), time.monotonic())
+            self._served[kind] = known
+        return known[0]
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -284,7 +295,7 @@ class Reconciler:
     ) -> float | None:
         """When the object next needs attention, as the read plan of its new status says."""
         md = ModelDeployment.from_body(body)
-        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE], live[DEPLOYMENT])
+        objects = _live_objects(live)
         due = reads(md, objects, now, self.settings.prometheus_url).next_due
         if due is None:
             return None
@@ -304,7 +315,7 @@ class Reconciler:
         self, md: ModelDeployment, live: dict[Kind, dict[str, dict[str, Any]]], now: datetime
     ) -> Observation:
         """Read what the plan's read list asks for, into one Observation."""
-        objects = LiveObjects(live[INFERENCE_SERVICE], live[HTTP_ROUTE], live[DEPLOYMENT])
+        objects = _live_objects(live)
         to_read = reads(md, objects, now, self.settings.prometheus_url)
         answers = interpret(md, to_read, self._query(to_read), now)
         return Observation(
@@ -424,6 +435,8 @@ class Reconciler:
             return []
         if kind.group == "gateway.networking.k8s.io" and not features.gateway_api:
             return []
+        if kind == LLM_INFERENCE_SERVICE and not self._serves(LLM_INFERENCE_SERVICE):
+            return []
         if kind in READ_KINDS:
             return self.kube.list_labelled(kind, md.namespace, md.name)
         return self.kube.list_owned(kind, md.namespace, md.name, md.uid)
@@ -502,6 +515,16 @@ class Reconciler:
         result.retraining_runs.append(
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
+
+
+def _live_objects(live: dict[Kind, dict[str, dict[str, Any]]]) -> LiveObjects:
+    return LiveObjects(
+        live[INFERENCE_SERVICE],
+        live[HTTP_ROUTE],
+        live[DEPLOYMENT],
+        llm_inference_services=live.get(LLM_INFERENCE_SERVICE, {}),
+        services=live.get(SERVICE, {}),
+    )
 
 
 def _outbox_entries(events: list[Event], now: datetime) -> list[OutboxEntry]:

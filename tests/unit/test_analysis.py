@@ -186,6 +186,8 @@ PREDICTIVE_DEFAULTS = [
     ("error-rate", ERROR_RATE.query, 0.01),
     ("latency-p95", LATENCY_P95.query, 250),
 ]
+PLAIN_LLM = {"kind": "llm", "llm": {"api": "InferenceService"}}
+"""An LLM on a plain InferenceService; LLMInferenceServices: tests/unit/test_llm_router.py."""
 LLM_DEFAULTS = [
     ("error-rate", ERROR_RATE.query, 0.01),
     ("time-to-first-token-p95", TTFT_P95.query, 1000),
@@ -210,10 +212,10 @@ EXPLICIT = [{"name": "accuracy", "query": "avg(acc)", "min": 0.9}]
             {"monitoring": {"slo": {"maxErrorRate": 0}}},
             [("error-rate", ERROR_RATE.query, 0), ("latency-p95", LATENCY_P95.query, 250)],
         ),
-        ({"model_fields": {"kind": "llm"}}, LLM_DEFAULTS),
+        ({"model_fields": PLAIN_LLM}, LLM_DEFAULTS),
         (
             {
-                "model_fields": {"kind": "llm"},
+                "model_fields": PLAIN_LLM,
                 "monitoring": {
                     "slo": {
                         "maxErrorRate": 0.02,
@@ -231,7 +233,7 @@ EXPLICIT = [{"name": "accuracy", "query": "avg(acc)", "min": 0.9}]
             ],
         ),
         (
-            {"model_fields": {"kind": "llm"}, "monitoring": {"slo": {"minTokensPerSecond": 0}}},
+            {"model_fields": PLAIN_LLM, "monitoring": {"slo": {"minTokensPerSecond": 0}}},
             LLM_DEFAULTS[:3],
         ),
         (
@@ -272,7 +274,11 @@ def test_explicit_metrics_are_kept_whole() -> None:
 
 @pytest.mark.parametrize("kind", ["predictive", "llm"])
 def test_default_metrics_are_absolute_thresholds(kind: str) -> None:
-    for m in analysis_metrics(f.md(level=2, model_fields={"kind": kind}).spec):
+    # an LLM on a plain InferenceService (LLMInferenceServices: tests/unit/test_llm_router.py)
+    fields: dict[str, Any] = {"kind": kind}
+    if kind == "llm":
+        fields["llm"] = {"api": "InferenceService"}
+    for m in analysis_metrics(f.md(level=2, model_fields=fields).spec):
         assert (m.min, m.max_increase_over_stable) == (None, None)
         assert not needs_stable(m)
 

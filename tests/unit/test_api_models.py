@@ -193,6 +193,7 @@ def test_wire_is_camel_case_without_unset_optionals() -> None:
         "maturity": {"level": 1, "overrides": {"payloadLogging": True}},
         "model": {
             "kind": "predictive",
+            "source": "self-hosted",
             "format": "sklearn",
             "storageUri": "s3://models/fraud/v1",
             "version": "v1",

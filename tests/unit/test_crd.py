@@ -214,11 +214,8 @@ def test_spec_is_required_and_model_fields_are_required(
 ) -> None:
     assert root["required"] == ["spec"]
     assert spec_schema["required"] == ["model"]
-    assert set(spec_schema["properties"]["model"]["required"]) == {
-        "format",
-        "storageUri",
-        "version",
-    }
+    # storageUri: required unless source is external (a CEL rule)
+    assert set(spec_schema["properties"]["model"]["required"]) == {"format", "version"}
 
 
 def test_conditions_are_a_map_list_keyed_by_type(root: dict[str, Any]) -> None:

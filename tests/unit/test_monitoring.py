@@ -204,7 +204,15 @@ def test_prometheus_rule_identity() -> None:
     ],
 )
 def test_alerts_per_kind(kind: str, alerts: set[str]) -> None:
-    assert set(rules_of({"model_fields": {"kind": kind}})) == alerts
+    assert set(rules_of({"model_fields": _plain(kind)})) == alerts
+
+
+def _plain(kind: str) -> dict[str, Any]:
+    """model fields of `kind`; an LLM on a plain InferenceService (huggingface runtime).
+    LLMInferenceServices' alerts: tests/unit/test_llm_router.py."""
+    if kind == "llm":
+        return {"kind": kind, "llm": {"api": "InferenceService"}}
+    return {"kind": kind}
 
 
 def test_predictive_ignores_llm_objectives() -> None:
@@ -283,7 +291,7 @@ def test_alert_thresholds_follow_the_slo(
 
 @pytest.mark.parametrize("kind", ["predictive", "llm"])
 def test_alert_queries_are_rendered_for_the_stable_service_over_5m(kind: str) -> None:
-    for name, rule in rules_of({"model_fields": {"kind": kind}}).items():
+    for name, rule in rules_of({"model_fields": _plain(kind)}).items():
         assert "{{" not in rule["expr"], name
         assert 'namespace="team-a"' in rule["expr"], name
         assert "fraud-predictor" in rule["expr"], name

@@ -337,7 +337,10 @@ def test_a_reconcile_that_fails_is_degraded_with_the_message_and_one_event() -> 
         w.reconcile()
     degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "ReconcileFailed")
-    assert degraded["message"] == ("invalid ModelDeploymentSpec: model.storageUri: Field required")
+    assert degraded["message"] == (
+        "invalid ModelDeploymentSpec: model: Value error, storageUri is required unless"
+        " source is external"
+    )
     assert [(e.reason, e.type) for e in w.events.events] == [("ReconcileFailed", "Warning")]
 
     with pytest.raises(ValidationError):

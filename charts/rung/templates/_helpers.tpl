@@ -79,7 +79,12 @@ Rules the operator needs in every namespace it serves. Each group of rules says 
   verbs: [update]
 # What the operator creates and owns (garbage-collected with the ModelDeployment).
 - apiGroups: [serving.kserve.io]
-  resources: [inferenceservices]
+  resources: [inferenceservices, llminferenceservices]
+  verbs: [get, list, watch, create, update, patch, delete]
+# An external LLM provider's ExternalName Service (kind llm, source external). Secrets are
+# not in this list: the provider's credentials are passed on by reference, never read.
+- apiGroups: [""]
+  resources: [services]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [monitoring.coreos.com]
   resources: [podmonitors, prometheusrules]

@@ -29,6 +29,12 @@ class Kind:
 
 MODEL_DEPLOYMENT = Kind(GROUP, VERSION, PLURAL, "ModelDeployment")
 INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
+LLM_INFERENCE_SERVICE = Kind(
+    "serving.kserve.io", "v1alpha2", "llminferenceservices", "LLMInferenceService"
+)
+"""KServe's LLM serving API (vLLM workloads, a route group for canaries)."""
+SERVICE = Kind("", "v1", "services", "Service")
+"""Core Services: the ExternalName backend of an external LLM provider."""
 POD_MONITOR = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
 PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")

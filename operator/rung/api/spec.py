@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema
+from pydantic import Field, WithJsonSchema, model_validator
 
 from rung.api._base import ApiModel, Duration, Quantity, cel, with_rules
 from rung.api.owners import RESPONSIBILITIES, Owners, Responsibility
@@ -17,6 +17,8 @@ from rung.api.owners import RESPONSIBILITIES, Owners, Responsibility
 MAX_LEVEL = 4
 
 ModelKind = Literal["predictive", "llm"]
+ModelOrigin = Literal["self-hosted", "external"]
+LlmApi = Literal["LLMInferenceService", "InferenceService"]
 RouterName = Literal["kserve", "gateway-api"]
 LauncherName = Literal["job", "argo-workflow", "kubeflow-pipeline", "webhook"]
 TriggerType = Literal["drift", "decay", "schedule", "manual"]
@@ -149,17 +151,143 @@ class TrainingData(ApiModel):
         return f"{self.uri}@{self.version or self.digest}"
 
 
+class LoraAdapter(ApiModel):
+    """One LoRA adapter attached to the base model."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"),
+    ]
+    """The adapter's model name, as requests name it (`model` field)."""
+    uri: Annotated[str, Field(min_length=1, max_length=2048)]
+    """Where the adapter lives (`hf://`, `s3://`, `pvc://`)."""
+
+
+class Lora(ApiModel):
+    """LoRA adapters (LLMInferenceService `spec.model.lora`)."""
+
+    adapters: Annotated[list[LoraAdapter], Field(min_length=1, max_length=32)]
+    """The adapters to load next to the base model."""
+    max_rank: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Highest adapter rank the runtime supports (vLLM `--max-lora-rank`)."""
+
+
+class Parallelism(ApiModel):
+    """How the model is split over accelerators (LLMInferenceService `spec.parallelism`)."""
+
+    tensor: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Tensor parallelism: GPUs one replica's layers are split over."""
+    pipeline: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Pipeline parallelism: stages the layers are split into."""
+    data: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Data parallelism: model copies per replica."""
+
+
+class LlmServing(ApiModel):
+    """How an LLM (`kind: llm`) is served."""
+
+    api: LlmApi = "LLMInferenceService"
+    """`LLMInferenceService` (KServe's LLM API, serving.kserve.io/v1alpha2: vLLM, a route
+    group for canaries, the optional inference scheduler) or `InferenceService` (a plain
+    InferenceService with the huggingface runtime, for clusters without it)."""
+    model_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """The model name requests use (`model` field); the LLMInferenceService's name when
+    unset."""
+    lora: Lora | None = None
+    """LoRA adapters loaded next to the base model (LLMInferenceService only)."""
+    parallelism: Parallelism | None = None
+    """Tensor, pipeline and data parallelism (LLMInferenceService only)."""
+    scheduler: bool = False
+    """Route through KServe's inference scheduler (an InferencePool and its endpoint
+    picker; needs the Gateway API Inference Extension). LLMInferenceService only."""
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the ModelDeployment's namespace."""
+
+    name: Name
+    """Name of the Secret."""
+    key: Annotated[str, Field(min_length=1, max_length=253)] = "apiKey"
+    """Key holding the value."""
+
+
+class ExternalProvider(ApiModel):
+    """An LLM served by an external OpenAI-compatible API (`source: external`)."""
+
+    endpoint: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^/:]+")]
+    """Base URL of the OpenAI-compatible API, e.g. `https://api.openai.com/v1`. Requests
+    reach it through the Gateway (an ExternalName Service backend of the HTTPRoute)."""
+    model: Annotated[str, Field(min_length=1, max_length=253)]
+    """The provider's model name, e.g. `gpt-4o-mini`."""
+    credentials_secret_ref: SecretKeyRef
+    """The Secret holding the provider's API key. Rung passes only the reference on (to
+    the Gateway's credential injection); it never reads the value, and the value never
+    appears in status, Events or logs."""
+
+    def location(self) -> str:
+        """The endpoint and model as one string, e.g. `https://api.openai.com/v1#gpt-4o`."""
+        return f"{self.endpoint}#{self.model}"
+
+
 class ModelSource(ApiModel):
     """The model to serve."""
 
+    model_config = with_rules(
+        cel(
+            "self.source != 'external' || (self.kind == 'llm' && has(self.external))",
+            "source external needs kind llm and external (endpoint, model, credentialsSecretRef)",
+            field_path=".external",
+            reason="FieldValueRequired",
+        ),
+        cel(
+            "self.source == 'external' || has(self.storageUri)",
+            "storageUri is required unless source is external",
+            field_path=".storageUri",
+            reason="FieldValueRequired",
+        ),
+        cel(
+            "!has(self.external) || self.source == 'external'",
+            "external is set but source is not external: set source: external",
+            field_path=".source",
+        ),
+        cel(
+            "!has(self.llm) || self.kind == 'llm'",
+            "llm settings apply to kind llm only",
+            field_path=".llm",
+        ),
+        cel(
+            "self.source != 'external' || !has(self.llm) || self.llm.api == 'LLMInferenceService'",
+            "source external is routed next to LLMInferenceServices: llm.api must be"
+            " LLMInferenceService",
+            field_path=".llm.api",
+        ),
+        cel(
+            "!has(self.llm) || self.llm.api == 'LLMInferenceService'"
+            " || (!has(self.llm.lora) && !has(self.llm.parallelism) && !self.llm.scheduler)",
+            "lora, parallelism and scheduler need llm.api LLMInferenceService",
+            field_path=".llm.api",
+        ),
+    )
+
     kind: ModelKind = "predictive"
-    """`predictive` (classic ML) or `llm`: picks default SLOs, analysis metrics and costs."""
+    """`predictive` (classic ML) or `llm`: picks default SLOs, analysis metrics and costs.
+    An LLM is served by a KServe LLMInferenceService unless llm.api says otherwise."""
+    source: ModelOrigin = "self-hosted"
+    """`self-hosted` (served in the cluster from storageUri) or `external` (an
+    OpenAI-compatible provider, kind llm only: see external)."""
     format: Annotated[str, Field(min_length=1, max_length=63)]
-    """KServe model format name, e.g. sklearn, xgboost, pytorch, huggingface."""
+    """KServe model format name, e.g. sklearn, xgboost, pytorch, huggingface (an LLM:
+    huggingface; an external provider: anything, e.g. openai)."""
     runtime: Annotated[str, Field(min_length=1, max_length=253)] | None = None
     """KServe ServingRuntime to use; KServe picks one for the format when unset."""
-    storage_uri: Annotated[str, Field(min_length=1, max_length=2048)]
-    """Where the model lives, e.g. `s3://models/fraud/v7` or `pvc://models/fraud`."""
+    storage_uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """Where the model lives, e.g. `s3://models/fraud/v7`, `pvc://models/fraud` or
+    `hf://meta-llama/Llama-3.1-8B-Instruct`. Required unless source is external."""
+    llm: LlmServing | None = None
+    """kind llm: how it is served (LLMInferenceService or InferenceService, LoRA,
+    parallelism, scheduler)."""
+    external: ExternalProvider | None = None
+    """source external: the provider's endpoint, model and credentials Secret."""
     version: Annotated[
         str,
         Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"),
@@ -172,6 +300,27 @@ class ModelSource(ApiModel):
     """The data this model version was trained on (dataset URI and version or digest).
     It travels with the version: in status.stable, canary and rejected, in history
     entries and in the decision CloudEvents. Required from level 3."""
+
+    @model_validator(mode="after")
+    def _source_complete(self) -> ModelSource:
+        """The CEL rules on storageUri and external, for models built in Python."""
+        if self.source == "external" and (self.external is None or self.kind != "llm"):
+            raise ValueError("source external needs kind llm and external")
+        if self.source == "self-hosted" and self.storage_uri is None:
+            raise ValueError("storageUri is required unless source is external")
+        return self
+
+    def location(self) -> str:
+        """Where the model comes from: storageUri, or the external endpoint and model."""
+        if self.source == "external" and self.external is not None:
+            return self.external.location()
+        return self.storage_uri or ""
+
+    def llm_api(self) -> LlmApi | None:
+        """The KServe API serving an LLM (None for a predictive model)."""
+        if self.kind != "llm":
+            return None
+        return self.llm.api if self.llm is not None else "LLMInferenceService"
 
 
 class Serving(ApiModel):

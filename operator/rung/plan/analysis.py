@@ -15,8 +15,14 @@ from rung.plan.promql import (
     LATENCY_P95,
     LLM_LATENCY_P95,
     TTFT_P95,
+    VLLM_ERROR_RATE,
+    VLLM_ITL_P95,
+    VLLM_KV_CACHE_USAGE,
+    VLLM_LATENCY_P95,
+    VLLM_QUEUE_TIME_P95,
+    VLLM_TTFT_P95,
 )
-from rung.plan.slo import effective_slo
+from rung.plan.slo import EffectiveSlo, effective_slo
 
 Verdict = Literal["pass", "fail", "hold", "error"]
 
@@ -37,6 +43,8 @@ def analysis_metrics(spec: ModelDeploymentSpec) -> list[AnalysisMetric]:
     if analysis is not None and analysis.metrics:
         return list(analysis.metrics)
     slo = effective_slo(spec.model.kind, spec.monitoring.slo if spec.monitoring else None)
+    if spec.model.llm_api() == "LLMInferenceService":
+        return vllm_metrics(slo)
     if spec.model.kind == "llm":
         metrics = [
             AnalysisMetric(name="error-rate", query=ERROR_RATE.query, max=slo.max_error_rate),
@@ -156,3 +164,47 @@ def verdict(
     if any(c.passed is None for c in checks):
         return {"hold": "hold", "fail": "fail", "pass": "pass"}[on_no_data]  # type: ignore[return-value]
     return "pass"
+
+
+TTFT_INCREASE_OVER_STABLE = 0.2
+"""Default relative TTFT threshold of an LLM canary, as a share of the TTFT objective: a
+canary whose p95 time to first token exceeds stable's by more than this fails, even
+within the objective (a regression caught before users feel it)."""
+QUEUE_TIME_INCREASE_OVER_STABLE_MS = 250.0
+"""Default relative queue-time threshold: vLLM queueing a canary's requests this much
+longer than stable's means it has less capacity."""
+KV_CACHE_MAX = 0.95
+"""Default highest vLLM KV-cache usage of a canary (a full cache preempts requests)."""
+
+
+def vllm_metrics(slo: EffectiveSlo) -> list[AnalysisMetric]:
+    """The default checks of an LLM served by LLMInferenceServices, on vLLM's own series:
+    error rate, TTFT (absolute and relative to stable), inter-token latency, end-to-end
+    latency, queue time (relative) and KV-cache usage."""
+    ttft = slo.time_to_first_token_p95_ms or 1000.0
+    metrics = [
+        AnalysisMetric(name="error-rate", query=VLLM_ERROR_RATE.query, max=slo.max_error_rate),
+        AnalysisMetric(
+            name="time-to-first-token-p95",
+            query=VLLM_TTFT_P95.query,
+            max=ttft,
+            max_increase_over_stable=round(ttft * TTFT_INCREASE_OVER_STABLE, 3),
+        ),
+        AnalysisMetric(name="latency-p95", query=VLLM_LATENCY_P95.query, max=slo.latency_p95_ms),
+        AnalysisMetric(
+            name="queue-time-p95",
+            query=VLLM_QUEUE_TIME_P95.query,
+            max_increase_over_stable=QUEUE_TIME_INCREASE_OVER_STABLE_MS,
+        ),
+        AnalysisMetric(name="kv-cache-usage", query=VLLM_KV_CACHE_USAGE.query, max=KV_CACHE_MAX),
+    ]
+    if slo.min_tokens_per_second:
+        metrics.insert(
+            2,
+            AnalysisMetric(
+                name="inter-token-latency-p95",
+                query=VLLM_ITL_P95.query,
+                max=round(1000.0 / slo.min_tokens_per_second, 3),
+            ),
+        )
+    return metrics

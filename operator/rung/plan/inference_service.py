@@ -39,7 +39,18 @@ ROLE_LABEL = "rung.dev/role"
 _serializer = ApiClient()
 
 
-MODEL_FIELDS = {"format", "runtime", "storage_uri", "version", "resources"}
+MODEL_FIELDS = {
+    "format",
+    "runtime",
+    "storage_uri",
+    "version",
+    "resources",
+    "source",
+    "llm",
+    "external",
+}
+"""The fields whose change means a new model. Unset and default values are left out, so
+models from before `source`, `llm` and `external` existed keep their hash."""
 MODEL_HASH_ANNOTATION = "rung.dev/model-hash"
 CANARY_HASH_ANNOTATION = "rung.dev/canary-model-hash"
 KSERVE_CONTAINER = "kserve-container"
@@ -51,7 +62,9 @@ def model_hash(model: ModelSource) -> str:
     Named fields only, so that a new optional field in a later API version does not
     turn every running model into a "new" one.
     """
-    fields = model.model_dump(by_alias=True, exclude_none=True, mode="json", include=MODEL_FIELDS)
+    fields = model.model_dump(
+        by_alias=True, exclude_none=True, exclude_defaults=True, mode="json", include=MODEL_FIELDS
+    )
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 

@@ -24,6 +24,10 @@ class LiveObjects:
     http_routes: Mapping[str, Obj] = field(default_factory=dict)
     deployments: Mapping[str, Obj] = field(default_factory=dict)
     """KServe's predictor Deployments of those InferenceServices (read, never written)."""
+    llm_inference_services: Mapping[str, Obj] = field(default_factory=dict)
+    """LLMInferenceServices (kind llm)."""
+    services: Mapping[str, Obj] = field(default_factory=dict)
+    """Services Rung owns: the ExternalName backends of external LLM providers."""
 
 
 def object_condition(obj: Obj | None, type_: str) -> Mapping[str, Any] | None:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rung.plan.llm_inference_service import VLLM_PORT
 from rung.plan.promql import (
     ERROR_RATE,
     TOKENS_PER_SECOND,
     TTFT_P95,
+    VLLM_ERROR_RATE,
+    VLLM_GENERATION_TOKENS,
+    VLLM_ITL_P95,
+    VLLM_KV_CACHE_USAGE,
+    VLLM_TTFT_P95,
     Targets,
     indicators,
     query_variables,
@@ -32,6 +38,8 @@ KSERVE_SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
 ALERT_WINDOW = "5m"
 SCRAPE_INTERVAL = "15s"
 """How often the PodMonitor has the model server scraped."""
+KV_CACHE_ALERT = 0.95
+"""vLLM KV-cache usage above which an LLMInferenceService's alert fires."""
 
 
 @dataclass
@@ -67,7 +75,37 @@ def plan_monitoring(
 
 
 def build_pod_monitor(md: ModelDeployment) -> dict[str, Any]:
-    """A PodMonitor selecting every predictor pod of this deployment (stable and canary)."""
+    """A PodMonitor selecting every predictor pod of this deployment (stable and canary).
+
+    LLMInferenceService pods serve vLLM's metrics on port 8000; as KServe documents for
+    canaries, their `app.kubernetes.io/name` (the LLMInferenceService) becomes the series
+    label `llm_isvc_name`, which tells stable's series from the canary's."""
+    if md.spec.model.llm_api() == "LLMInferenceService":
+        return {
+            "apiVersion": f"{MONITORING_GROUP}/{MONITORING_VERSION}",
+            "kind": "PodMonitor",
+            "metadata": md.object_meta(f"{md.name}-model-server"),
+            "spec": {
+                "selector": {"matchLabels": {"rung.dev/model-deployment": md.name}},
+                "podMetricsEndpoints": [
+                    {
+                        "portNumber": VLLM_PORT,
+                        "path": "/metrics",
+                        "scheme": "http",
+                        "interval": SCRAPE_INTERVAL,
+                        "relabelings": [
+                            {
+                                "action": "replace",
+                                "sourceLabels": [
+                                    "__meta_kubernetes_pod_label_app_kubernetes_io_name"
+                                ],
+                                "targetLabel": "llm_isvc_name",
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
     return {
         "apiVersion": f"{MONITORING_GROUP}/{MONITORING_VERSION}",
         "kind": "PodMonitor",
@@ -87,7 +125,12 @@ def build_prometheus_rule(md: ModelDeployment, targets: Targets) -> dict[str, An
     slo = effective_slo(kind, md.spec.monitoring.slo if md.spec.monitoring else None)
     variables = query_variables(md, targets, ALERT_WINDOW)
     labels = {"severity": "warning", "rung_dev_model_deployment": md.name}
-    latency = indicators(kind)["latency_p95_ms"]
+    llm_api = md.spec.model.llm_api()
+    latency = indicators(kind, llm_api)["latency_p95_ms"]
+    vllm = llm_api == "LLMInferenceService"
+    ttft = VLLM_TTFT_P95 if vllm else TTFT_P95
+    tokens = VLLM_GENERATION_TOKENS if vllm else TOKENS_PER_SECOND
+    errors = VLLM_ERROR_RATE if vllm else ERROR_RATE
 
     def alert(name: str, expr: str, summary: str) -> dict[str, Any]:
         return {
@@ -104,7 +147,7 @@ def build_prometheus_rule(md: ModelDeployment, targets: Targets) -> dict[str, An
     rules = [
         alert(
             "RungModelErrorRateHigh",
-            f"({render(ERROR_RATE.query, variables)}) > {slo.max_error_rate}",
+            f"({render(errors.query, variables)}) > {slo.max_error_rate}",
             f"error rate above {slo.max_error_rate:g}",
         ),
         alert(
@@ -117,7 +160,7 @@ def build_prometheus_rule(md: ModelDeployment, targets: Targets) -> dict[str, An
         rules.append(
             alert(
                 "RungModelTimeToFirstTokenHigh",
-                f"({render(TTFT_P95.query, variables)}) > {slo.time_to_first_token_p95_ms:g}",
+                f"({render(ttft.query, variables)}) > {slo.time_to_first_token_p95_ms:g}",
                 f"p95 time to first token above {slo.time_to_first_token_p95_ms:g} ms",
             )
         )
@@ -125,8 +168,25 @@ def build_prometheus_rule(md: ModelDeployment, targets: Targets) -> dict[str, An
         rules.append(
             alert(
                 "RungModelTokensPerSecondLow",
-                f"({render(TOKENS_PER_SECOND.query, variables)}) < {slo.min_tokens_per_second:g}",
+                f"({render(tokens.query, variables)}) < {slo.min_tokens_per_second:g}",
                 f"throughput below {slo.min_tokens_per_second:g} tokens/s",
+            )
+        )
+    if vllm and slo.min_tokens_per_second:
+        itl_ms = 1000.0 / slo.min_tokens_per_second
+        rules.append(
+            alert(
+                "RungModelInterTokenLatencyHigh",
+                f"({render(VLLM_ITL_P95.query, variables)}) > {itl_ms:g}",
+                f"p95 inter-token latency above {itl_ms:g} ms",
+            )
+        )
+    if vllm:
+        rules.append(
+            alert(
+                "RungModelKvCacheNearlyFull",
+                f"({render(VLLM_KV_CACHE_USAGE.query, variables)}) > {KV_CACHE_ALERT:g}",
+                f"vLLM KV cache over {KV_CACHE_ALERT:.0%} used (requests queue, TTFT grows)",
             )
         )
     return {

@@ -112,4 +112,10 @@ class Observation:
 
     @property
     def live(self) -> LiveObjects:
-        return LiveObjects(self.inference_services, self.http_routes, self.deployments)
+        return LiveObjects(
+            self.inference_services,
+            self.http_routes,
+            self.deployments,
+            llm_inference_services=self.owned.get("LLMInferenceService", {}),
+            services=self.owned.get("Service", {}),
+        )

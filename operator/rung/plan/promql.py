@@ -153,12 +153,72 @@ INTER_TOKEN_LATENCY_P95 = Indicator(
 )
 
 
+# LLMInferenceService (kind llm): vLLM's own series, per version by `llm_isvc_name`, the
+# label KServe's documented PodMonitor relabelling takes from the pods'
+# `app.kubernetes.io/name` (the LLMInferenceService's name; `{{ target }}` is that name).
+# Error rate: vLLM's HTTP server counts requests by handler and status class
+# (`http_requests_total{status="5xx"}`); an external provider's series carry the same
+# labels when the Gateway (or egress proxy) in front of it exports them.
+_LLMISVC = 'namespace="{{ namespace }}", llm_isvc_name="{{ target }}"'
+
+
+def _p95_ms(metric: str) -> str:
+    return (
+        "1000 * histogram_quantile(0.95, sum by (le) "
+        f"(rate({metric}_bucket{{{_LLMISVC}}}[{{{{ interval }}}}]))) >= 0"
+    )
+
+
+VLLM_ERROR_RATE = Indicator(
+    "error-rate",
+    f'(sum(rate(http_requests_total{{{_LLMISVC}, status="5xx"}}[{{{{ interval }}}}]))'
+    " or vector(0))"
+    f" / (sum(rate(http_requests_total{{{_LLMISVC}}}[{{{{ interval }}}}])) > 0)",
+    "ratio",
+)
+VLLM_REQUEST_RATE = Indicator(
+    "request-rate",
+    f"sum(rate(vllm:e2e_request_latency_seconds_count{{{_LLMISVC}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+VLLM_LATENCY_P95 = Indicator("latency-p95", _p95_ms("vllm:e2e_request_latency_seconds"), "ms")
+VLLM_TTFT_P95 = Indicator(
+    "time-to-first-token-p95", _p95_ms("vllm:time_to_first_token_seconds"), "ms"
+)
+VLLM_ITL_P95 = Indicator(
+    "inter-token-latency-p95", _p95_ms("vllm:inter_token_latency_seconds"), "ms"
+)
+VLLM_QUEUE_TIME_P95 = Indicator("queue-time-p95", _p95_ms("vllm:request_queue_time_seconds"), "ms")
+VLLM_GENERATION_TOKENS = Indicator(
+    "tokens-per-second",
+    f"sum(rate(vllm:generation_tokens_total{{{_LLMISVC}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+VLLM_PROMPT_TOKENS = Indicator(
+    "prompt-tokens-per-second",
+    f"sum(rate(vllm:prompt_tokens_total{{{_LLMISVC}}}[{{{{ interval }}}}]))",
+    "1/s",
+)
+VLLM_KV_CACHE_USAGE = Indicator(
+    "kv-cache-usage", f"max(vllm:kv_cache_usage_perc{{{_LLMISVC}}})", "ratio"
+)
+
+
 # Quantile queries end in `>= 0`: with no requests in the window histogram_quantile is
 # NaN, and the comparison drops it, so "no traffic" reads as "no data", not as garbage.
 
 
-def indicators(kind: ModelKind) -> dict[str, Indicator]:
-    """The SLO indicators read into status for a model kind, by status field."""
+def indicators(kind: ModelKind, llm_api: str | None = None) -> dict[str, Indicator]:
+    """The SLO indicators read into status for a model kind (and, for an LLM, the API
+    serving it), by status field."""
+    if kind == "llm" and llm_api == "LLMInferenceService":
+        return {
+            "request_rate": VLLM_REQUEST_RATE,
+            "error_rate": VLLM_ERROR_RATE,
+            "latency_p95_ms": VLLM_LATENCY_P95,
+            "time_to_first_token_p95_ms": VLLM_TTFT_P95,
+            "tokens_per_second": VLLM_GENERATION_TOKENS,
+        }
     if kind == "llm":
         return {
             "request_rate": LLM_REQUEST_RATE,

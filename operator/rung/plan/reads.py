@@ -82,7 +82,10 @@ class ReadPlan:
 
 
 def router_of(md: ModelDeployment) -> Router:
-    """The traffic router named by spec.rollout (KServe's own by default)."""
+    """The traffic router named by spec.rollout (KServe's own by default); an LLM served
+    by LLMInferenceServices (or an external provider) has the `llm` router."""
+    if md.spec.model.llm_api() == "LLMInferenceService":
+        return router_for("llm")
     return router_for(md.spec.rollout.router if md.spec.rollout else "kserve")
 
 
@@ -138,7 +141,7 @@ def canary_on(md: ModelDeployment, ladder: LadderResult) -> bool:
 def stable_targets(md: ModelDeployment, live: LiveObjects) -> Targets:
     """The workload names for queries about the stable model only (SLOs, triggers, alerts)."""
     stable = md.status.stable or ModelRef(
-        version=md.spec.model.version, storage_uri=md.spec.model.storage_uri
+        version=md.spec.model.version, storage_uri=md.spec.model.location()
     )
     return router_of(md).targets(md, stable, None, live)
 
@@ -287,7 +290,7 @@ def _slo(
     variables = query_variables(md, stable_targets(md, live), SLO_WINDOW)
     queries = tuple(
         SloQuery(name, render(indicator.query, variables))
-        for name, indicator in indicators(md.spec.model.kind).items()
+        for name, indicator in indicators(md.spec.model.kind, md.spec.model.llm_api()).items()
     )
     return queries, now + timedelta(seconds=interval)
 

@@ -59,6 +59,7 @@ from rung.plan.rollout import (
     advance,
 )
 from rung.plan.routers import Router, Traffic
+from rung.plan.routers.llm import LLM_ROUTER, stable_serving
 
 __all__ = [
     "AnalysisQuery",
@@ -107,6 +108,10 @@ def plan(obs: Observation) -> Plan:
     is_ready = _serving_ready(isvc, ready, models.stable, models.canary) and (
         knative(isvc) or predictor_ready(obs.live, isvc, stable_predictor_name(isvc))
     )
+    if router_of(md).name == LLM_ROUTER:
+        hashes = {models.stable.hash, models.canary.hash if models.canary else None}
+        isvc, ready = stable_serving(md, hashes, obs.live)
+        is_ready = _serving_ready(isvc, ready, models.stable, models.canary)
     failure = _failure(isvc)
     conditions = _conditions(old.conditions, md, models, is_ready, ready, failure, now)
     conditions = _command_conditions(conditions, md, models, commands, now)
@@ -195,7 +200,7 @@ def _models(obs: Observation, ladder: LadderResult, commands: Commands) -> _Mode
     md, spec = obs.md, obs.md.spec
     wanted = ModelRef(
         version=spec.model.version,
-        storage_uri=spec.model.storage_uri,
+        storage_uri=spec.model.location(),
         hash=model_hash(spec.model),
         model=spec.model,
     )
@@ -286,6 +291,8 @@ def _desired(
             annotations=annotations,
         )
         desired = router_of(md).objects(md, traffic)
+    elif router_of(md).name == LLM_ROUTER:
+        desired = router_of(md).objects(md, Traffic(stable=stable, annotations=annotations))
     else:
         desired = [build_inference_service(md, stable.model, extra_annotations=annotations)]
     return desired + (monitoring.objects if monitoring else [])

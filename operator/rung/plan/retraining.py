@@ -343,7 +343,7 @@ def _current_model(md: ModelDeployment) -> tuple[str, str, TrainingData | None]:
     if stable is not None:
         data = stable.data or (spec.data if spec.version == stable.version else None)
         return stable.version, stable.storage_uri, data
-    return spec.version, spec.storage_uri, spec.data
+    return spec.version, spec.location(), spec.data
 
 
 def _launch(

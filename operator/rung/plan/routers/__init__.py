@@ -5,11 +5,15 @@ from __future__ import annotations
 from rung.plan.routers.base import LiveObjects, Router, Targets, Traffic
 from rung.plan.routers.gateway_api import GatewayApiRouter
 from rung.plan.routers.kserve import KServeRouter
+from rung.plan.routers.llm import LlmRouter
 
-ROUTERS: dict[str, type[KServeRouter] | type[GatewayApiRouter]] = {
+ROUTERS: dict[str, type[KServeRouter] | type[GatewayApiRouter] | type[LlmRouter]] = {
     "kserve": KServeRouter,
     "gateway-api": GatewayApiRouter,
+    "llm": LlmRouter,
 }
+"""`llm` is not named in spec.rollout.router: it serves every `kind: llm` model on
+LLMInferenceServices (or from an external provider), whatever spec.rollout.router says."""
 
 
 def router_for(name: str) -> Router:

@@ -394,6 +394,7 @@ class Elector:
         self._timeout = (config.retry_period, 2 * config.retry_period)
         for shard in range(config.shards):
             metrics.SHARD_OWNED.labels(str(shard)).set(0)
+            metrics.SHARD_HOLDER.labels(str(shard), config.identity).set(0)
         metrics.SHARDS_OWNED.set(0)
 
     # --- read from any thread -------------------------------------------------------------
@@ -670,6 +671,9 @@ class Elector:
         owned = [s for s in range(self.config.shards) if self.holds(s)]
         for shard in range(self.config.shards):
             metrics.SHARD_OWNED.labels(str(shard)).set(1 if shard in owned else 0)
+            metrics.SHARD_HOLDER.labels(str(shard), self.config.identity).set(
+                1 if shard in owned else 0
+            )
         metrics.SHARDS_OWNED.set(len(owned))
 
     async def _renew(self, shard: int) -> None:

@@ -63,6 +63,12 @@ SHARD_OWNED = Gauge(
     ["shard"],
 )
 SHARDS_OWNED = Gauge("rung_shards_owned", "Shards this replica owns now.")
+SHARD_HOLDER = Gauge(
+    "rung_shard_holder",
+    "1 while the replica named by `identity` (its --identity, the Pod name in the chart)"
+    " owns the shard, else 0: who holds which shard, without relying on scrape labels.",
+    ["shard", "identity"],
+)
 LEASE_TRANSITIONS = Counter(
     "rung_lease_transitions",
     "Shard Leases acquired, released (rebalancing, stopping) or lost (not renewed in"

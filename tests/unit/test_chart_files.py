@@ -93,6 +93,20 @@ def test_dashboard_covers_the_issue_panels() -> None:
         assert metric in exprs, metric
 
 
+def test_dashboard_shows_who_holds_which_shard_and_reconciles_per_replica() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "rung.json").read_text())
+    by_title = {p["title"]: [t["expr"] for t in p.get("targets", [])] for p in dashboard["panels"]}
+
+    assert any("rung_shard_holder" in e and "identity" in e for e in by_title["Shard holders"])
+    assert any("by (identity)" in e for e in by_title["Shards held by replica"])
+    assert any(
+        "rung_reconciles_total" in e and "by (pod)" in e
+        for e in by_title["Reconciles / s by replica"]
+    )
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
 def test_argocd_example_syncs_crds_before_the_operator_before_models() -> None:
     apps = list(yaml.safe_load_all((REPO / "examples" / "argocd" / "application.yaml").read_text()))
     wave = {

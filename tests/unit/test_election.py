@@ -487,6 +487,29 @@ def test_shards_are_spread_rebalanced_and_taken_over() -> None:
     assert_no_overlap([a, b, c, d])
 
 
+def test_the_holder_gauge_names_who_holds_which_shard() -> None:
+    """rung_shard_holder{shard, identity}: the dashboard's "who holds which shard"."""
+    from prometheus_client import REGISTRY
+
+    def held(identity: str) -> list[int]:
+        return [
+            shard
+            for shard in range(3)
+            if REGISTRY.get_sample_value(
+                "rung_shard_holder", {"shard": str(shard), "identity": identity}
+            )
+            == 1
+        ]
+
+    store, clock = Store(), Clock()
+    electors = [MemoryElector(store, f"gauge-{n}", clock, shards=3) for n in "xyz"]
+    rounds(electors, clock, 10)
+    seen = {e.config.identity: held(e.config.identity) for e in electors}
+
+    assert seen == {e.config.identity: e.snapshot()["owned"] for e in electors}
+    assert sorted(itertools.chain(*seen.values())) == [0, 1, 2]
+
+
 def assert_no_overlap(electors: list[MemoryElector]) -> None:
     tenures = [t for e in electors for t in e.snapshot()["tenures"]]
     for shard in {t["shard"] for t in tenures}:

@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         identity=args.identity or base.identity,
     )
     _configure_logging(settings.json_logs, settings.verbose)
-    context_namespace = load_config()
+    context_namespace = load_config(args.kubeconfig)
     if settings.peering:
         logging.getLogger("rung").warning(
             "--peering is deprecated: kopf peering is not leader election; it now means"
@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="namespace to watch (repeatable; default: all) [RUNG_NAMESPACES]",
+    )
+    run.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)"
     )
     run.add_argument("--json-logs", action="store_true", help="JSON log lines [RUNG_JSON_LOGS]")
     run.add_argument(

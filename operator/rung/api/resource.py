@@ -15,6 +15,9 @@ MANAGED_BY = "rung"
 OWNER_LABEL = "rung.dev/model-deployment"
 APPROVE_ANNOTATION = "rung.dev/approve"
 RETRAIN_ANNOTATION = "rung.dev/retrain"
+RETRAINED_MODEL_ANNOTATION = "rung.dev/retrained-model"
+"""Set by a retraining pipeline under spec.gitops: the model it hands back, as JSON
+(`{"run", "storageUri", "version", "data"}`); the operator commits it to Git."""
 APPROVED_BY_ANNOTATION = "rung.dev/approved-by"
 # Day-2 commands (`rung promote | abort | retry | undo | pause`), see rung.plan.commands.
 PROMOTE_ANNOTATION = "rung.dev/promote"

@@ -265,6 +265,33 @@ class HistoryEntry(ApiModel):
     """The data that model version was trained on, when known (its lineage)."""
 
 
+GIT_COMMIT_LIMIT = 10
+
+
+class GitCommit(ApiModel):
+    """A decision written back to Git (spec.gitops)."""
+
+    decision: str
+    """Which decision: `rollback:<model hash>@<rejected at>` or
+    `retrained:<run>:<version>`; the same decision is never committed twice."""
+    commit: str | None = None
+    """The commit's SHA-1; absent when the manifest already named the model (nothing to
+    commit)."""
+    time: str
+    """When it was written."""
+    version: str
+    """The model version the manifest names now."""
+    message: str = ""
+    """The commit message's subject."""
+
+
+class GitOpsStatus(ApiModel):
+    """What was written back to Git."""
+
+    commits: Annotated[list[GitCommit], Field(max_length=GIT_COMMIT_LIMIT)] = []
+    """The decisions written back, newest last."""
+
+
 OUTBOX_LIMIT = 100
 REVISION_LIMIT = 10
 
@@ -322,6 +349,8 @@ class ModelDeploymentStatus(ApiModel):
     """The last decisions, newest last."""
     conditions: list[Condition] = []
     """Ready, Progressing, Degraded, MonitoringReady, ..."""
+    gitops: GitOpsStatus | None = None
+    """Decisions written back to Git (spec.gitops)."""
     outbox: Annotated[list[OutboxEntry], Field(max_length=OUTBOX_LIMIT)] = []
     """Decisions written here with the state they belong to and removed once their Event
     (and audit CloudEvent) is delivered: an operator that stops in between delivers them

@@ -52,6 +52,11 @@ PAUSED = "PausedByUser"
 RESUMED = "Resumed"
 INVALID_COMMAND = "InvalidCommand"
 
+# Git write-back (spec.gitops)
+GIT_COMMITTED = "GitCommitted"
+GIT_IN_SYNC = "GitInSync"
+GIT_WRITE_FAILED = "GitWriteFailed"
+
 # Applying objects, reconciling
 RECONCILE_FAILED = "ReconcileFailed"
 APPLY_FAILED = "ApplyFailed"

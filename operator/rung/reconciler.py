@@ -18,6 +18,7 @@ from rung.api.resource import ModelDeployment
 from rung.api.spec import Pipeline
 from rung.api.status import OUTBOX_LIMIT, CheckResult, ModelDeploymentStatus, OutboxEntry
 from rung.egress import UrlPolicy
+from rung.gitrepo import Credentials, GitError, GitWriter
 from rung.kube import (
     DEPLOYMENT,
     HTTP_ROUTE,
@@ -41,7 +42,15 @@ from rung.pipelines import Launcher, PipelineError, launcher_for
 from rung.plan import reasons
 from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
-from rung.plan.events import Event
+from rung.plan.events import Event, timestamp
+from rung.plan.gitops import (
+    GitWriteOutcome,
+    edit_manifest,
+    recorded,
+    retrained_model_problem,
+    write_back,
+    write_failed,
+)
 from rung.plan.live import LiveObjects
 from rung.plan.observation import ClusterFeatures, Observation, Reading, RunOutcome
 from rung.plan.reads import ReadPlan, interpret, reads
@@ -53,6 +62,8 @@ log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
 APPLY_RETRY_SECONDS = 5.0
 OUTBOX_RETRY_SECONDS = 2.0
+GIT_RETRY_SECONDS = 30.0
+"""How soon a failed write-back to Git is tried again."""
 MIN_REQUEUE_SECONDS = 1.0
 """How soon a failed apply is tried again."""
 FEATURES_TTL = 300.0
@@ -101,6 +112,7 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         providers: Callable[[str, str], MetricProvider] = provider_for,
         launchers: Callable[[str], Launcher] | None = None,
+        git: GitWriter | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -119,6 +131,8 @@ class Reconciler:
         self._launchers: dict[str, Launcher] = {}
         self._launch_failures: dict[tuple[str, str, str], str] = {}
         """Why the last launch of a run failed, by (namespace, name, run), in this process."""
+        self.git = git or GitWriter()
+        """Writes decisions back to Git (spec.gitops)."""
 
     def features(self) -> ClusterFeatures:
         """What the cluster offers; discovered again every FEATURES_TTL seconds, so that
@@ -274,6 +288,7 @@ class Reconciler:
         for event in late:
             self.events.post(body, event)
         body = self._deliver(body, outbox, result)
+        body, git_failed = self._write_back(body, now, result, late)
         result.events = decided + late
         result.requeue_after = self._requeue_after(body, live, now)
         if (body.get("status") or {}).get("outbox"):
@@ -282,6 +297,9 @@ class Reconciler:
             result.requeue_after = (
                 min(after, OUTBOX_RETRY_SECONDS) if after else OUTBOX_RETRY_SECONDS
             )
+        if git_failed:
+            after = result.requeue_after
+            result.requeue_after = min(after, GIT_RETRY_SECONDS) if after else GIT_RETRY_SECONDS
         if failures:
             # A refusal may clear without a change Rung can see (a policy lifted, a
             # webhook back): try again soon, writing nothing while it repeats.
@@ -289,6 +307,85 @@ class Reconciler:
             result.requeue_after = min(after, APPLY_RETRY_SECONDS) if after else APPLY_RETRY_SECONDS
         _log_result(md, result)
         return result
+
+    def _write_back(
+        self, body: dict[str, Any], now: datetime, result: ReconcileResult, late: list[Event]
+    ) -> tuple[dict[str, Any], bool]:
+        """spec.gitops: write the decision due (rollback, retrained model) to Git, then
+        record it in status (plan.gitops decides; this does the I/O). Returns the object as
+        stored and whether a write failed (to be tried again)."""
+        md = ModelDeployment.from_body(body)
+        if md.spec.gitops is None:
+            return body, False
+        at = timestamp(now)
+        problem = retrained_model_problem(md.annotations)
+        write = write_back(md)
+        if write is None and problem is None:
+            return body, False
+        failed = True
+        if write is None:
+            status, events = write_failed(md, problem or "", at)
+        else:
+            try:
+                credentials = self._git_credentials(md)
+            except GitError as error:
+                status, events = write_failed(md, str(error), at)
+            else:
+                gitops = md.spec.gitops
+                try:
+                    written = self.git.write(
+                        gitops.repository,
+                        gitops.branch,
+                        gitops.path,
+                        lambda text: edit_manifest(text, md, write),
+                        write.message(md),
+                        gitops.author,
+                        credentials,
+                    )
+                    outcome = GitWriteOutcome(commit=written.commit, attempts=written.attempts)
+                    failed = False
+                except GitError as error:
+                    outcome = GitWriteOutcome(error=str(error))
+                status, events = recorded(md, write, outcome, at)
+                log.info(
+                    "git write-back for %s/%s (%s): %s",
+                    md.namespace,
+                    md.name,
+                    write.decision,
+                    outcome.error or outcome.commit or "already in Git",
+                )
+        outbox = [*md.status.outbox, *_outbox_entries(events, now)]
+        body = self._write_status(body, _outboxed(status, outbox), result)
+        late.extend(events)
+        return self._deliver(body, outbox, result), failed
+
+    def _git_credentials(self, md: ModelDeployment) -> Credentials | None:
+        """The basic-auth credentials spec.gitops names (never logged, never in status)."""
+        import base64
+
+        from kubernetes import client as k8s
+
+        gitops = md.spec.gitops
+        ref = gitops.credentials_secret_ref if gitops else None
+        if ref is None:
+            return None
+        try:
+            secret = k8s.CoreV1Api(self.kube.api_client).read_namespaced_secret(
+                ref.name, md.namespace
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise GitError(f"credentials Secret {ref.name} not found") from None
+            raise GitError(
+                f"credentials Secret {ref.name} cannot be read: {error.status} {error.reason}"
+            ) from None
+        data = secret.data or {}
+        missing = [k for k in ("username", "password") if k not in data]
+        if missing:
+            raise GitError(f"credentials Secret {ref.name} has no {' or '.join(missing)}")
+        return Credentials(
+            base64.b64decode(data["username"]).decode(), base64.b64decode(data["password"]).decode()
+        )
 
     def _requeue_after(
         self, body: dict[str, Any], live: dict[Kind, dict[str, dict[str, Any]]], now: datetime

@@ -772,6 +772,38 @@ class Governance(ApiModel):
     """Risk class in the sense of the EU AI Act."""
 
 
+class SecretRef(ApiModel):
+    """A Secret in the ModelDeployment's namespace."""
+
+    name: Name
+    """Name of the Secret."""
+
+
+class GitOps(ApiModel):
+    """Opt-in write-back to Git of what the operator decided, so that Git, Argo CD (or
+    Flux) and the cluster agree: after a rollback the stable model is committed back into
+    the manifest, and a retraining run's model is committed instead of patched into the
+    spec. The operator still never writes spec: the sync applies the commit."""
+
+    repository: Url
+    """HTTP(S) URL of the Git repository holding the manifest (smart HTTP), e.g.
+    `https://git.example.com/platform/models.git`."""
+    branch: Annotated[str, Field(min_length=1, max_length=255)] = "main"
+    """The branch the sync follows; commits are pushed to it (a conflict is retried on a
+    fresh fetch)."""
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^/].*\.ya?ml$")]
+    """Path of the manifest file in the repository that holds this ModelDeployment
+    (`kind: ModelDeployment` with its name; other documents in the file are kept)."""
+    credentials_secret_ref: SecretRef | None = None
+    """A Secret with `username` and `password` (a password or an access token) for HTTP
+    basic authentication; none for a repository that accepts anonymous pushes. Read by
+    the operator, never written to status, Events or logs."""
+    author: Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[^<>]+ <[^<>]+>$")] = (
+        "Rung <rung@users.noreply.rung.dev>"
+    )
+    """Author and committer of the commits, `Name <email>`."""
+
+
 def _capability_on(responsibility: Responsibility) -> str:
     """CEL: whether the capability bringing `responsibility` is on (level and override)."""
     capability, level = responsibility.capability, responsibility.level
@@ -855,6 +887,9 @@ class ModelDeploymentSpec(ApiModel):
     """Who holds the responsibilities the capabilities bring: on-call (level 1),
     release owner (level 2, required), pipeline owner (level 3), risk reviewer
     (level 4, required)."""
+    gitops: GitOps | None = None
+    """Opt-in: commit the operator's decisions (the stable model after a rollback, a
+    retraining run's model) to the Git repository the manifest is synced from."""
 
     def monitoring_or_default(self) -> Monitoring:
         """spec.monitoring, or its defaults when unset (the one place they are stated)."""

@@ -145,6 +145,7 @@ def plan(obs: Observation) -> Plan:
             -HISTORY_LIMIT:
         ],
         conditions=conditions,
+        gitops=old.gitops,
     )
     return _with_apply_failure(
         Plan(desired=desired, status=status, events=list(decided.events), launch=launch),

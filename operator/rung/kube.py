@@ -188,8 +188,9 @@ class _CoreGroupClient:
     def __init__(self, client: k8s.ApiClient) -> None:
         self._client = client
 
-    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        return self._client.call_api(method, url.replace("/apis//", "/api/", 1), *args, **kwargs)
+    def param_serialize(self, *args: Any, **kwargs: Any) -> Any:
+        method, url, *rest = self._client.param_serialize(*args, **kwargs)
+        return (method, url.replace("/apis//", "/api/", 1), *rest)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

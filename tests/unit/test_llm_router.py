@@ -413,3 +413,13 @@ def test_model_hash_of_a_predictive_model_is_unchanged_by_the_new_fields() -> No
         ModelSource.model_validate({**f.model(), "source": "self-hosted"})
     )
     assert model_hash(model("v1")) != model_hash(model("v1", llm={"modelName": "other"}))
+
+
+def test_an_external_providers_service_is_a_kind_rung_manages() -> None:
+    from rung.api.kinds import SERVICE
+    from rung.kube import OWNED_KINDS, kind_of
+
+    service = ROUTER.objects(MD, Traffic(stable=EXT))[0]
+    assert SERVICE.api_version == "v1"
+    assert kind_of(service) is SERVICE
+    assert SERVICE in OWNED_KINDS

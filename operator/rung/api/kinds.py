@@ -18,8 +18,8 @@ class Kind:
 
     @property
     def api_version(self) -> str:
-        """`group/version`, as in a manifest's apiVersion."""
-        return f"{self.group}/{self.version}"
+        """`group/version`, as in a manifest's apiVersion (`v1` for the core group)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
     def name(self) -> str:

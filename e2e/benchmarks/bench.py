@@ -33,11 +33,11 @@ if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)
 sys.path[:0] = [str(ROOT / "e2e")]
 
-from benchmarks import canary, convergence, flagger, floor  # noqa: E402
+from benchmarks import canary, convergence, flagger, floor, shards  # noqa: E402
 from benchmarks.kit import BenchCluster, log, work_dir  # noqa: E402
 from benchmarks.report import markdown, targets  # noqa: E402
 
-PHASES = ("floor", "rung", "flagger", "canary")
+PHASES = ("floor", "rung", "flagger", "canary", "shards")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +51,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paced-interval", type=float, default=0.2, help="seconds between them")
     p.add_argument("--flagger-interval", default="1m", help="Flagger canaries' analysis interval")
     p.add_argument("--skip", action="append", choices=PHASES, default=[], help="skip a phase")
+    p.add_argument(
+        "--replicas",
+        type=shards.parse_replicas,
+        default=[1, 3],
+        help="replica counts of the sharding phase, comma-separated (1,3)",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        help="sharding phase: seconds to wait for every ModelDeployment Ready after the"
+        " creates (default: as long as the Rung phase waits; KServe decides this figure)",
+    )
     p.add_argument(
         "--operator-ref",
         help="measure Rung as committed at this git ref (default: the working tree)",
@@ -181,6 +193,16 @@ async def main(args: argparse.Namespace) -> int:
                     args.paced, args.paced_interval,
                 ),
             )  # fmt: skip
+        if "shards" not in args.skip:
+            size["shards"] = {
+                str(r): await phase(
+                    f"shards{r}-{n}",
+                    lambda c, n=n, r=r: shards.run(
+                        c, work, operator_dir, n, r, args.concurrency, args.ready_timeout
+                    ),
+                )
+                for r in args.replicas
+            }
         if "flagger" not in args.skip:
             size["flagger"] = await phase(
                 f"flagger-{n}",

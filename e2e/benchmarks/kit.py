@@ -245,6 +245,8 @@ AUDIT_POLICY: JSON = {
             "level": "Metadata",
             "users": [f"system:serviceaccount:{BENCH_NAMESPACE}:{c}" for c in CLIENTS],
         },
+        # The replicas of the sharding phase (rung-bench/rung-0, rung-1, ...).
+        {"level": "Metadata", "userGroups": [f"system:serviceaccounts:{BENCH_NAMESPACE}"]},
         {"level": "None"},
     ],
 }

@@ -53,6 +53,9 @@ def targets(results: JSON) -> list[Target]:
     for size, phases in sizes.items():
         n = int(size)
         label = f"N={n:,}"
+        out += _shard_targets(phases.get("shards"), label)
+        if not any(phases.get(k) for k in ("floor", "rung", "flagger")):
+            continue
         floor_s, rung_s = _get(phases, "floor", "seconds"), _get(phases, "rung", "seconds")
         ratio = round(floor_s / rung_s, 2) if floor_s and rung_s else None
         applies = n in (1000, 5000)
@@ -158,6 +161,172 @@ def targets(results: JSON) -> list[Target]:
     return out
 
 
+def _shard_targets(shards: JSON | None, label: str) -> list[Target]:
+    """Issue 15: one vs several replicas. The single-writer figure has a target (none);
+    throughput and RSS are reported (the issue asks for them, with no target)."""
+    if not shards:
+        return []
+    out: list[Target] = []
+    counts = sorted(int(r) for r in shards if str(r).isdigit())
+    for r in counts:
+        data = shards[str(r)]
+        if r > 1:
+            two = _get(data, "single_writer", "objects_written_by_more_than_one_replica")
+            foreign = _get(
+                data, "single_writer", "objects_written_by_a_replica_not_owning_their_shard"
+            )
+            out.append(
+                Target(
+                    f"objects written by more than one replica, {r} replicas, {label}",
+                    "any N",
+                    two,
+                    "0",
+                    (two == 0 and foreign == 0) if two is not None else None,
+                    "objects",
+                    f"written by a replica not owning their shard: {foreign}",
+                )
+            )
+        rss = _get(data, "totals", "peak_rss_mib_max")
+        out.append(
+            Target(
+                f"peak RSS per replica (largest), {r} replica(s), {label}",
+                "reported",
+                rss,
+                "reported (issue 15)",
+                None,
+                "MiB",
+            )
+        )
+    one, many = shards.get(str(counts[0])), shards.get(str(counts[-1]))
+    a = _get(one, "status_written", "objects_per_second")
+    b = _get(many, "status_written", "objects_per_second")
+    if len(counts) > 1:
+        out.append(
+            Target(
+                f"status-written throughput, {counts[-1]} vs {counts[0]} replica(s), {label}",
+                "reported",
+                round(b / a, 2) if a and b else None,
+                "reported (issue 15)",
+                None,
+                "x",
+                f"{a} vs {b} objects/s",
+            )
+        )
+    return out
+
+
+def _shards_section(size: str, shards: JSON) -> list[str]:
+    counts = sorted(int(r) for r in shards if str(r).isdigit())
+    cols = [shards[str(r)] for r in counts]
+
+    def row(what: str, *keys: str) -> list[Any]:
+        return [what, *(_get(c, *keys) for c in cols)]
+
+    parts = [
+        "",
+        f"## One vs three replicas, N = {int(size):,}",
+        "",
+        "Each replica count on a fresh cluster; the replicas are `rung run --shards R` "
+        "(`--leader-elect` for one) with distinct `--identity`, one `--lease-namespace`, "
+        "each as its own ServiceAccount. The shards are split before the N creates.",
+        "",
+        _table(
+            ["", *(f"{r} replica{'s' if r > 1 else ''}" for r in counts)],
+            [
+                row("shards split before the creates, s", "split_seconds"),
+                row("creates by the bench client, s", "creates_seconds"),
+                row("every status written at its generation, s", "status_written", "seconds"),
+                row("status-written throughput, objects/s", "status_written", "objects_per_second"),
+                [
+                    "create → status written p50 / p99, s",
+                    *(_pair(_get(c, "status_written"), "create_to_status_seconds") for c in cols),
+                ],
+                row("Ready (KServe-bound) within the wait", "ready", "count"),
+                row("... waited, s", "ready", "waited_seconds"),
+                row("... every one Ready, s", "ready", "seconds"),
+                row("... Ready objects/s", "ready", "objects_per_second"),
+                row("API requests, all replicas", "totals", "api_requests"),
+                row("reconciles, all replicas", "totals", "reconciles"),
+                row(
+                    "CPU until every status written, core-seconds (all replicas)",
+                    "totals",
+                    "cpu_seconds_until_status_written",
+                ),
+                row("peak RSS, largest replica, MiB", "totals", "peak_rss_mib_max"),
+                row("peak RSS, all replicas, MiB", "totals", "peak_rss_mib_sum"),
+                row(
+                    "objects written by more than one replica",
+                    "single_writer",
+                    "objects_written_by_more_than_one_replica",
+                ),
+                row(
+                    "objects written by a replica not owning their shard",
+                    "single_writer",
+                    "objects_written_by_a_replica_not_owning_their_shard",
+                ),
+                [
+                    "status writes per object p50 / max",
+                    *(
+                        f"{_fmt(_get(c, 'single_writer', 'status_writes_per_object', 'p50'))}"
+                        f" / {_fmt(_get(c, 'single_writer', 'status_writes_per_object', 'max'))}"
+                        for c in cols
+                    ),
+                ],
+                [
+                    "1-min load average mean / max (sampled every 5 s)",
+                    *(
+                        f"{_fmt(_get(c, 'load_average', 'mean'))}"
+                        f" / {_fmt(_get(c, 'load_average', 'max'))}"
+                        for c in cols
+                    ),
+                ],
+            ],
+        ),
+        "",
+        "Per replica:",
+        "",
+    ]
+    rows = []
+    for r, c in zip(counts, cols, strict=True):
+        for name, rep in (_get(c, "per_replica") or {}).items():
+            methods = rep.get("api_requests_by_method", {})
+            rows.append(
+                [
+                    f"{r}: {name}",
+                    ", ".join(str(s) for s in rep.get("shards_owned", [])),
+                    _get(c, "single_writer", "status_writes_by_replica", name),
+                    rep.get("reconciles"),
+                    rep.get("api_requests"),
+                    ", ".join(f"{k} {v:,}" for k, v in methods.items()),
+                    _get(rep, "cpu_until_status_written", "cpu_seconds"),
+                    rep.get("peak_rss_mib"),
+                    rep.get("rss_mib"),
+                ]
+            )
+    parts.append(
+        _table(
+            [
+                "replicas: identity",
+                "shards owned",
+                "status writes (audit)",
+                "reconciles",
+                "API requests (`rung_api_requests_total`)",
+                "by method",
+                "CPU until status written, core-s",
+                "peak RSS (VmHWM), MiB",
+                "settled RSS (VmRSS), MiB",
+            ],
+            rows,
+        )
+    )
+    errors = {r: _get(c, "error") for r, c in zip(counts, cols, strict=True) if _get(c, "error")}
+    if errors:
+        parts += ["", "Errors: " + "; ".join(f"{r} replica(s): {e}" for r, e in errors.items())]
+    if shards.get("note"):
+        parts += ["", str(shards["note"])]
+    return parts
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -246,6 +415,10 @@ def markdown(results: JSON) -> str:
         ),
     ]
     for size, phases in results.get("sizes", {}).items():
+        if phases.get("shards"):
+            parts += _shards_section(size, phases["shards"])
+        if not any(phases.get(k) for k in ("floor", "rung", "flagger")):
+            continue
         floor, rung, flagger = phases.get("floor"), phases.get("rung"), phases.get("flagger")
         ridle, fidle = _get(rung, "idle"), _get(flagger, "idle")
         parts += [

@@ -325,6 +325,8 @@ class Reconciler:
         failed = True
         if write is None:
             status, events = write_failed(md, problem or "", at)
+        elif (refusal := self.egress.refusal(md.spec.gitops.repository)) is not None:
+            status, events = write_failed(md, f"refused: {refusal}", at)
         else:
             try:
                 credentials = self._git_credentials(md)

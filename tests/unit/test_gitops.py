@@ -382,3 +382,28 @@ def test_the_reconciler_reports_a_failed_write_and_keeps_going() -> None:
     assert [e.reason for e in events.events].count("GitWriteFailed") == 1
     reconciler.reconcile(f.NAMESPACE, f.NAME)
     assert [e.reason for e in events.events].count("GitWriteFailed") == 1
+
+
+def test_a_repository_outside_the_allowed_hosts_is_refused() -> None:
+    from rung.reconciler import Reconciler
+    from rung.settings import OperatorSettings
+
+    from .test_reconciler import FakeKube, Recorder
+
+    git = FakeGit()
+    kube = FakeKube()
+    kube.put(f.body(level=2, model_fields=V2, status=rolled_back(), gitops=GITOPS))
+    settings = OperatorSettings(allowed_hosts=("git.internal.example",))
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        settings,
+        Recorder(),
+        clock=lambda: f.NOW,
+        git=git,  # type: ignore[arg-type]
+    )
+    reconciler.reconcile(f.NAMESPACE, f.NAME)
+    assert git.writes == []
+    status = kube.objects[("ModelDeployment", f.NAMESPACE, f.NAME)]["status"]
+    condition = next(c for c in status["conditions"] if c["type"] == GIT_WRITE_BACK)
+    assert condition["status"] == "False"
+    assert condition["message"].startswith("refused: ")

@@ -207,6 +207,10 @@ def render_status(body: dict[str, Any]) -> str:
             lines.append(f"  shadow:   {shadow}")
     if st.rejected:
         lines.append(f"  rejected: {st.rejected.version} (rolled back)")
+    if st.gitops and st.gitops.commits:
+        last = st.gitops.commits[-1]
+        written = last.commit[:12] if last.commit else "already in Git"
+        lines.append(f"  gitops:   {written}  {last.message or last.decision}  ({last.time})")
     if st.analysis and (st.analysis.checks or st.analysis.failures):
         lines.append(
             f"  analysis: last run {st.analysis.last_run}, failures {st.analysis.failures}"

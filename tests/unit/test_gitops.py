@@ -407,3 +407,25 @@ def test_a_repository_outside_the_allowed_hosts_is_refused() -> None:
     condition = next(c for c in status["conditions"] if c["type"] == GIT_WRITE_BACK)
     assert condition["status"] == "False"
     assert condition["message"].startswith("refused: ")
+
+
+def test_rung_status_shows_the_last_write_back() -> None:
+    from rung.cli_rollout import render_status
+
+    body = f.body(level=2, model_fields=V2, status=rolled_back(), gitops=GITOPS)
+    body["status"]["gitops"] = {
+        "commits": [
+            {
+                "decision": DECISION,
+                "commit": "0123456789abcdef" * 2 + "01234567",
+                "time": "2025-03-01T12:05:01Z",
+                "version": "v1",
+                "message": "rung: roll fraud back to v1 (v2 rejected)",
+            }
+        ]
+    }
+    text = render_status(body)
+    assert (
+        "  gitops:   0123456789ab  rung: roll fraud back to v1 (v2 rejected)"
+        "  (2025-03-01T12:05:01Z)"
+    ) in text

@@ -35,6 +35,7 @@ from integration_kit import (
     custom,
     model_deployment,
     patch_md,
+    rung_cli,
     wait_until,
     watch_md,
 )
@@ -509,3 +510,66 @@ def _assert_nowhere_but_the_secret(
         for s in secrets_
         if value in base64.b64decode((s.data or {}).get("apiKey", "")).decode()
     ] == ["provider-key"]
+
+
+# --- build vs buy -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_rung_assess_prices_self_hosting_and_the_provider_with_the_break_even(
+    kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    with (
+        LLMInferenceServiceStandIn(kube_api, namespace),
+        bench(tmp_path, kube_api, namespace, canary_ttft_ms=150) as b,
+    ):
+        create_md(kube_api, level2_llm(namespace, b.prometheus.url, llm_model("v1")))
+        watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "v1 Ready", 90)
+        # rates over a window the series fully covers (a series younger than the window
+        # is extrapolated differently per counter): 19 scrapes in the last 20 s
+        b.prometheus.wait_for_series(
+            "count_over_time(vllm:e2e_request_latency_seconds_count"
+            f'{{llm_isvc_name="{NAME}"}}[20s]) >= 19',
+            timeout=120,
+        )
+        flags = ("--usage-window", "20s", "-n", namespace, "-o", "json")
+        prices = (
+            *("--gpu-hourly-rate", "2", "--cpu-hourly-rate", "0.05"),
+            *("--prompt-per-1k-tokens", "0.001", "--generation-per-1k-tokens", "0.002"),
+            *("--currency", "EUR"),
+        )
+        by_flags = json.loads(rung_cli("assess", *flags, *prices))
+        client.CoreV1Api(kube_api).create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="llm-prices"),
+                data={
+                    "currency": "EUR",
+                    "gpuHourlyRate": "2",
+                    "cpuHourlyRate": "0.05",
+                    "promptPer1kTokens": "0.001",
+                    "generationPer1kTokens": "0.002",
+                },
+            ),
+        )
+        by_configmap = json.loads(rung_cli("assess", *flags, "--llm-prices", "llm-prices"))
+
+    for doc in (by_flags, by_configmap):
+        cost = doc["deployments"][0]["llmCost"]
+        assert cost["currency"] == "EUR"
+        # (1 GPU x 2 + 4 CPU x 0.05) x 1 replica x 24 h
+        assert cost["selfHostedPerDay"] == 52.8
+        # the load driver's prompt is 4 tokens, its completions 8
+        assert cost["promptTokensPerRequest"] == pytest.approx(4, rel=0.1)
+        assert cost["generationTokensPerRequest"] == pytest.approx(8, rel=0.1)
+        assert cost["externalPerRequest"] == pytest.approx(0.00002, rel=0.1)
+        assert cost["externalPerMillionRequests"] == pytest.approx(20, rel=0.1)
+        assert cost["externalPerDay"] == pytest.approx(
+            cost["requestsPerSecond"] * 86_400 * cost["externalPerRequest"], rel=0.01
+        )
+        # 2.2 an hour / 3600 / 0.00002 a request
+        assert cost["breakEvenRequestsPerSecond"] == pytest.approx(30.56, rel=0.1)
+        assert cost["requestsPerSecond"] < cost["breakEvenRequestsPerSecond"]
+        assert cost["cheaper"] == "external"
+        assert cost["missing"] == []
+    assert by_configmap["llmPrices"]["source"] == f"configmap {namespace}/llm-prices"

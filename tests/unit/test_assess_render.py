@@ -87,6 +87,7 @@ TOP_KEYS = {
     "components",
     "tools",
     "people",
+    "llmPrices",
     "namespaces",
     "deployments",
 }
@@ -114,6 +115,7 @@ DEPLOYMENT_KEYS = {
     "lineage",
     "unknownData",
     "peopleCosts",
+    "llmCost",
 }
 COST_KEYS = {
     "capability",

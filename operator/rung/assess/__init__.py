@@ -21,6 +21,7 @@ from rung.api.owners import RESPONSIBILITIES, Owners
 from rung.api.resource import ModelDeployment
 from rung.api.spec import MAX_LEVEL, ModelDeploymentSpec
 from rung.api.status import ModelRef
+from rung.assess.llm_costs import LlmPrices, LlmUsage, llm_cost
 from rung.assess.people import PeopleCost, PeopleRates, people_cost
 from rung.assess.report import (
     Assessment,
@@ -237,8 +238,11 @@ def assess_one(
     default_prometheus_url: str | None = None,
     registry: Registry = REGISTRY,
     people_rates: PeopleRates | None = None,
+    llm_prices: LlmPrices | None = None,
+    llm_usage: LlmUsage | None = None,
 ) -> DeploymentAssessment:
-    """The assessment of one ModelDeployment body."""
+    """The assessment of one ModelDeployment body (an LLM's build-vs-buy cost priced with
+    `llm_prices` and the measured `llm_usage`)."""
     try:
         md = ModelDeployment.from_body(body)
     except (ValidationError, KeyError, ValueError) as error:
@@ -272,6 +276,7 @@ def assess_one(
         responsibilities=tuple(assignments),
         lineage=tuple(lineage(md)),
         people_costs=tuple(people_costs(assignments, people_rates or PeopleRates())),
+        llm_cost=llm_cost(md, llm_prices or LlmPrices(), llm_usage),
     )
 
 
@@ -308,14 +313,24 @@ def assess(
     scope: str | None = None,
     registry: Registry = REGISTRY,
     people_rates: PeopleRates | None = None,
+    llm_prices: LlmPrices | None = None,
+    llm_usage: Mapping[tuple[str, str], LlmUsage] | None = None,
 ) -> Assessment:
     """The maturity report for `bodies` (ModelDeployments) in a cluster with `inventory`,
-    for the capabilities in `registry`; people priced with `people_rates` when given."""
+    for the capabilities in `registry`; people priced with `people_rates` when given, LLMs
+    with `llm_prices` and what was measured (`llm_usage` by (namespace, name))."""
     rates = people_rates or PeopleRates()
-    deployments = sorted(
-        (assess_one(b, inventory, default_prometheus_url, registry, rates) for b in bodies),
-        key=lambda d: (d.namespace, d.name),
-    )
+    prices = llm_prices or LlmPrices()
+    usage = llm_usage or {}
+
+    def one(body: Mapping[str, Any]) -> DeploymentAssessment:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        return assess_one(
+            body, inventory, default_prometheus_url, registry, rates, prices, usage.get(key)
+        )
+
+    deployments = sorted((one(b) for b in bodies), key=lambda d: (d.namespace, d.name))
     return Assessment(
         deployments=tuple(deployments),
         namespaces=tuple(summarize(deployments)),
@@ -325,4 +340,5 @@ def assess(
         known_components=components_of(registry),
         tools=tuple(tools_per_level(inventory, registry)),
         people_rates=rates,
+        llm_prices=prices,
     )

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from rung.assess.llm_costs import LlmPrices, LlmUsage
     from rung.assess.people import PeopleRates
     from rung.kube import Kube
     from rung.plan.capability import ClusterInventory
@@ -57,6 +58,33 @@ def add_arguments(assess: argparse.ArgumentParser) -> None:
         help="hours a week one ModelDeployment takes of a responsibility (onCall,"
         " releaseOwner, pipelineOwner, riskReviewer); repeatable",
     )
+    llm = assess.add_argument_group(
+        "LLM build vs buy",
+        "prices of self-hosting (per GPU-hour and CPU-hour) and of an external provider (per"
+        " 1,000 tokens); token rates are measured in Prometheus. Without prices the report"
+        " names the inputs it lacks instead of pricing",
+    )
+    llm.add_argument(
+        "--llm-prices",
+        metavar="[NAMESPACE/]CONFIGMAP",
+        help="a ConfigMap with currency, gpuHourlyRate, cpuHourlyRate, promptPer1kTokens and"
+        " generationPer1kTokens (namespace: the assessed one, else default)",
+    )
+    llm.add_argument("--gpu-hourly-rate", type=float, help="price of one GPU for an hour")
+    llm.add_argument("--cpu-hourly-rate", type=float, help="price of one CPU core for an hour")
+    llm.add_argument(
+        "--prompt-per-1k-tokens", type=float, help="external provider: price of 1,000 prompt tokens"
+    )
+    llm.add_argument(
+        "--generation-per-1k-tokens",
+        type=float,
+        help="external provider: price of 1,000 generated tokens",
+    )
+    llm.add_argument(
+        "--usage-window",
+        default="1h",
+        help="the window token and request rates are measured over (PromQL duration, default 1h)",
+    )
     people.add_argument(
         "--rate",
         action="append",
@@ -84,6 +112,90 @@ def _flag_rates(args: argparse.Namespace) -> PeopleRates:
     return PeopleRates.parse(data, "flags" if data else None)
 
 
+def _flag_prices(args: argparse.Namespace) -> LlmPrices:
+    """The LLM price flags as prices (LlmPriceError when one is negative)."""
+    from rung.assess.llm_costs import LlmPrices
+
+    data = {
+        key: str(value)
+        for key, value in (
+            ("gpuHourlyRate", args.gpu_hourly_rate),
+            ("cpuHourlyRate", args.cpu_hourly_rate),
+            ("promptPer1kTokens", args.prompt_per_1k_tokens),
+            ("generationPer1kTokens", args.generation_per_1k_tokens),
+        )
+        if value is not None
+    }
+    if data and args.currency:
+        data["currency"] = args.currency
+    return LlmPrices.parse(data, "flags" if data else None)
+
+
+def _configmap_prices(kube: Kube, ref: str, scope: str | None) -> LlmPrices:
+    """The prices in ConfigMap `ref` (`[namespace/]name`)."""
+    from kubernetes import client as k8s
+
+    from rung.assess.llm_costs import LlmPrices
+
+    namespace, _, name = ref.rpartition("/")
+    namespace = namespace or scope or "default"
+    configmap = k8s.CoreV1Api(kube.api_client).read_namespaced_config_map(name, namespace)
+    return LlmPrices.parse(dict(configmap.data or {}), f"configmap {namespace}/{name}")
+
+
+def measure_llm_usage(
+    bodies: list[dict[str, Any]], default_prometheus_url: str | None, window: str
+) -> dict[tuple[str, str], LlmUsage]:
+    """Requests, prompt and generation tokens per second of every LLM deployment, from
+    vLLM's series over `window` in its Prometheus (the spec's, else the default)."""
+    from rung.api.resource import ModelDeployment
+    from rung.assess.llm_costs import LlmUsage
+    from rung.metrics import MeasurementError, provider_for
+    from rung.plan.live import LiveObjects
+    from rung.plan.promql import (
+        LLM_REQUEST_RATE,
+        TOKENS_PER_SECOND,
+        VLLM_GENERATION_TOKENS,
+        VLLM_PROMPT_TOKENS,
+        VLLM_REQUEST_RATE,
+        query_variables,
+        render,
+    )
+    from rung.plan.reads import stable_targets
+
+    out: dict[tuple[str, str], LlmUsage] = {}
+    for body in bodies:
+        try:
+            md = ModelDeployment.from_body(body)
+        except (ValueError, KeyError):
+            continue
+        if md.spec.model.kind != "llm":
+            continue
+        key = (md.namespace, md.name)
+        url = md.spec.prometheus_url(default_prometheus_url)
+        if url is None:
+            out[key] = LlmUsage(error="no Prometheus: pass --prometheus-url", window=window)
+            continue
+        if md.spec.model.llm_api() == "LLMInferenceService":
+            queries = (VLLM_REQUEST_RATE, VLLM_PROMPT_TOKENS, VLLM_GENERATION_TOKENS)
+            templates = [q.query for q in queries]
+        else:
+            generation = TOKENS_PER_SECOND.query
+            prompt = generation.replace("generation_tokens_total", "prompt_tokens_total")
+            templates = [LLM_REQUEST_RATE.query, prompt, generation]
+        variables = query_variables(md, stable_targets(md, LiveObjects()), window)
+        provider = provider_for("prometheus", url)
+        try:
+            values = [provider.run_query(render(t, variables)) for t in templates]
+        except MeasurementError as error:
+            out[key] = LlmUsage(error=str(error)[:200], window=window)
+            continue
+        out[key] = LlmUsage(
+            requests=values[0], prompt_tokens=values[1], generation_tokens=values[2], window=window
+        )
+    return out
+
+
 def _configmap_rates(kube: Kube, ref: str, scope: str | None) -> PeopleRates:
     """The rates in ConfigMap `ref` (`[namespace/]name`)."""
     from kubernetes import client as k8s
@@ -104,13 +216,15 @@ def run(args: argparse.Namespace) -> int:
     from urllib3.exceptions import HTTPError
 
     from rung.assess import assess
+    from rung.assess.llm_costs import LlmPriceError
     from rung.assess.people import PeopleInputError
     from rung.assess.render import render
     from rung.kube import Kube, load_config
 
     try:
         rates = _flag_rates(args)
-    except (PeopleInputError, ValueError) as error:
+        prices = _flag_prices(args)
+    except (PeopleInputError, LlmPriceError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -125,12 +239,18 @@ def run(args: argparse.Namespace) -> int:
         found = _read(kube, scope)
         if found is not None and args.people_costs:
             rates = _configmap_rates(kube, args.people_costs, scope).merged(rates)
+        if found is not None and args.llm_prices:
+            prices = _configmap_prices(kube, args.llm_prices, scope).merged(prices)
     except PeopleInputError as error:
         print(f"error: ConfigMap {args.people_costs}: {error}", file=sys.stderr)
         return 1
+    except LlmPriceError as error:
+        print(f"error: ConfigMap {args.llm_prices}: {error}", file=sys.stderr)
+        return 1
     except ApiException as error:
-        if error.status == 404 and args.people_costs:
-            print(f"error: ConfigMap {args.people_costs} not found", file=sys.stderr)
+        if error.status == 404 and (args.people_costs or args.llm_prices):
+            which = " or ".join(r for r in (args.people_costs, args.llm_prices) if r)
+            print(f"error: ConfigMap {which} not found", file=sys.stderr)
             return 1
         print(f"error: the API server refused: {error.status} {error.reason}", file=sys.stderr)
         return 1
@@ -146,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
         default_prometheus_url=args.prometheus_url,
         scope=scope,
         people_rates=rates,
+        llm_prices=prices,
+        llm_usage=measure_llm_usage(bodies, args.prometheus_url, args.usage_window),
     )
     sys.stdout.write(render(report, args.output))
     return 0

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
+from rung.assess.llm_costs import LlmCost, verdict_text
+from rung.assess.llm_costs import cost_rows as llm_cost_rows
 from rung.assess.report import Assessment, DeploymentAssessment, NamespaceSummary
 from rung.assess.wording import (
     advisories,
@@ -91,6 +93,14 @@ def to_json(assessment: Assessment) -> dict[str, Any]:
             "rates": dict(assessment.people_rates.rates),
             "hoursPerWeek": dict(assessment.people_rates.hours_per_week),
             "missingInputs": list(assessment.people_inputs_missing),
+        },
+        "llmPrices": {
+            "source": assessment.llm_prices.source,
+            "currency": assessment.llm_prices.currency or None,
+            "gpuHourlyRate": assessment.llm_prices.gpu_hourly_rate,
+            "cpuHourlyRate": assessment.llm_prices.cpu_hourly_rate,
+            "promptPer1kTokens": assessment.llm_prices.prompt_per_1k_tokens,
+            "generationPer1kTokens": assessment.llm_prices.generation_per_1k_tokens,
         },
         "namespaces": to_jsonable_python(assessment.namespaces, by_alias=True),
         "deployments": to_jsonable_python(assessment.deployments, by_alias=True),
@@ -167,6 +177,12 @@ def render_table(assessment: Assessment) -> str:
     people = people_cost_text(assessment)
     if people:
         lines += ["", "PEOPLE COST"] + [f"  {line}" for line in people]
+    llms = [d for d in assessment.deployments if d.llm_cost is not None]
+    if llms:
+        lines += ["", "LLM: BUILD VS BUY"]
+        rows = [r for d in llms for r in llm_cost_rows(f"{d.namespace}/{d.name}", _llm(d))]
+        lines += align(["DEPLOYMENT", "WAY", "FOR", "PER DAY", "PER 1M REQUESTS"], rows)
+        lines += [f"  {d.namespace}/{d.name}: {verdict_text(_llm(d))}" for d in llms]
 
     notes = [
         (f"{d.namespace}/{d.name}", text) for d in assessment.deployments for text in _notes(d)
@@ -338,7 +354,20 @@ def render_markdown(assessment: Assessment) -> str:
     )
     lines += ["", "## People cost", ""]
     lines += [f"- {line}" for line in people_cost_text(assessment)] or ["- none"]
+    llms = [d for d in assessment.deployments if d.llm_cost is not None]
+    if llms:
+        lines += ["", "## LLM: build vs buy", ""]
+        lines += md_table(
+            ["Deployment", "Way", "For", "Per day", "Per 1M requests"],
+            [r for d in llms for r in llm_cost_rows(f"{d.namespace}/{d.name}", _llm(d))],
+        )
+        lines += [""] + [f"- {d.namespace}/{d.name}: {verdict_text(_llm(d))}" for d in llms]
     lines += ["", "## Next steps", ""]
     for d in assessment.deployments:
         lines += next_step(d)
     return "\n".join(lines) + "\n"
+
+
+def _llm(d: DeploymentAssessment) -> LlmCost:
+    assert d.llm_cost is not None
+    return d.llm_cost

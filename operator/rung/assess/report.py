@@ -14,6 +14,7 @@ from pydantic.dataclasses import dataclass as report_part
 
 from rung.api._base import CAMEL_CASE
 from rung.api.spec import TrainingData
+from rung.assess.llm_costs import LlmCost, LlmPrices
 from rung.assess.people import PeopleCost, PeopleRates
 from rung.plan.capability import ClusterInventory, Component, Cost, Need
 
@@ -123,6 +124,8 @@ class DeploymentAssessment:
     """Each model version in play and the data it was trained on."""
     people_costs: tuple[PeopleCost, ...] = ()
     """People cost of each responsibility in `responsibilities` (or the inputs missing)."""
+    llm_cost: LlmCost | None = None
+    """An LLM: self-hosted next to external provider cost, and the break-even rate."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -191,6 +194,8 @@ class Assessment:
     """Per level, the components its capabilities rely on, installed or missing."""
     people_rates: PeopleRates = field(default_factory=PeopleRates)
     """What the user said people cost (nothing: costs name the inputs they lack)."""
+    llm_prices: LlmPrices = field(default_factory=LlmPrices)
+    """What the user said GPUs, CPUs and an external provider's tokens cost."""
 
     @property
     def people_inputs_missing(self) -> tuple[str, ...]:

@@ -724,6 +724,8 @@ OPERATOR_NEEDS = [
         (verb, group, plural)
         for group, plural in [
             ("serving.kserve.io", "inferenceservices"),
+            ("serving.kserve.io", "llminferenceservices"),
+            ("", "services"),  # an external LLM provider's ExternalName Service
             ("monitoring.coreos.com", "podmonitors"),
             ("monitoring.coreos.com", "prometheusrules"),
             ("gateway.networking.k8s.io", "httproutes"),

@@ -371,6 +371,9 @@ def test_llm_gets_no_explainer_and_says_why(kube_api: client.ApiClient, namespac
                 kind="llm",
                 format="huggingface",
                 storageUri="hf://meta-llama/Llama-3.1-8B-Instruct",
+                # the plain InferenceService (huggingface runtime), where KServe's logger
+                # and explainers apply; LLMInferenceServices: test_llmops.py
+                llm={"api": "InferenceService"},
             ),
         )
         md = watch_md(

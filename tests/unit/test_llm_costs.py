@@ -153,3 +153,6 @@ def test_every_format_carries_build_vs_buy() -> None:
     markdown = render(report, "markdown")
     assert "## LLM: build vs buy" in markdown
     assert "cheaper now: external" in markdown
+    html = render(report, "html")
+    assert "<h2>LLM: build vs buy</h2>" in html
+    assert "<td>52.80 EUR</td>" in html

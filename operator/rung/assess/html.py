@@ -18,6 +18,8 @@ import pygal
 from pygal.style import Style
 
 from rung.api.spec import MAX_LEVEL
+from rung.assess.llm_costs import cost_rows as llm_cost_rows
+from rung.assess.llm_costs import verdict_text
 from rung.assess.people import money
 from rung.assess.report import Assessment, DeploymentAssessment
 from rung.assess.wording import (
@@ -328,6 +330,20 @@ def _cost_section(assessment: Assessment) -> str:
     )
 
 
+def _llm_section(assessment: Assessment) -> str:
+    """Build vs buy of every LLM deployment (nothing when there is none)."""
+    llms = [(d, d.llm_cost) for d in assessment.deployments if d.llm_cost is not None]
+    if not llms:
+        return ""
+    rows = [row for d, cost in llms for row in llm_cost_rows(f"{d.namespace}/{d.name}", cost)]
+    verdicts = "".join(f"<li>{_name(d)}: {escape(verdict_text(cost))}</li>" for d, cost in llms)
+    return (
+        "<h2>LLM: build vs buy</h2>"
+        + _table(["Deployment", "Way", "For", "Per day", "Per 1M requests"], rows)
+        + f'<ul class="compact">{verdicts}</ul>'
+    )
+
+
 def _lineage_section(assessment: Assessment) -> str:
     rows = [
         [
@@ -418,6 +434,7 @@ def render_html(assessment: Assessment) -> str:
         _tools_section(assessment),
         _responsibilities_section(assessment),
         _cost_section(assessment),
+        _llm_section(assessment),
         _lineage_section(assessment),
         _deployments_section(assessment),
         "</body></html>",

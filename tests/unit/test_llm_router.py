@@ -423,3 +423,17 @@ def test_an_external_providers_service_is_a_kind_rung_manages() -> None:
     assert SERVICE.api_version == "v1"
     assert kind_of(service) is SERVICE
     assert SERVICE in OWNED_KINDS
+
+
+def test_an_llm_without_spec_rollout_gets_longer_intervals() -> None:
+    from rung.ladder import capabilities
+    from rung.plan.reads import rollout_settings
+
+    ladder = capabilities(2, None)
+    settings = rollout_settings(MD, ladder)
+    assert (settings.interval_seconds, settings.deadline_seconds) == (300, 1800)
+    assert settings.steps == (10, 25, 50, 100)
+    predictive = rollout_settings(f.md(level=2), ladder)
+    assert (predictive.interval_seconds, predictive.deadline_seconds) == (60, 600)
+    given = f.md(level=2, model_fields=MD.spec.model.wire(), rollout={"interval": "30s"})
+    assert rollout_settings(given, ladder).interval_seconds == 30

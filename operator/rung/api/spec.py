@@ -15,6 +15,10 @@ from rung.api._base import ApiModel, Duration, Quantity, cel, with_rules
 from rung.api.owners import RESPONSIBILITIES, Owners, Responsibility
 
 MAX_LEVEL = 4
+LLM_ROLLOUT_INTERVAL = "5m"
+"""An LLM's analysis interval when spec.rollout is unset."""
+LLM_PROGRESS_DEADLINE = "30m"
+"""An LLM's progress deadline when spec.rollout is unset."""
 
 ModelKind = Literal["predictive", "llm"]
 ModelOrigin = Literal["self-hosted", "external"]
@@ -896,8 +900,15 @@ class ModelDeploymentSpec(ApiModel):
         return self.monitoring or Monitoring()
 
     def rollout_or_default(self) -> Rollout:
-        """spec.rollout, or its defaults when unset (the one place they are stated)."""
-        return self.rollout or Rollout()
+        """spec.rollout, or its defaults when unset (the one place they are stated): an
+        LLM's are longer (interval 5m, progressDeadline 30m: sparse, bursty traffic and
+        weights that take minutes to load). Once spec.rollout is given, the API server
+        fills in the CRD's defaults (1m, 10m) for what it leaves out."""
+        if self.rollout is not None:
+            return self.rollout
+        if self.model.kind == "llm":
+            return Rollout(interval=LLM_ROLLOUT_INTERVAL, progress_deadline=LLM_PROGRESS_DEADLINE)
+        return Rollout()
 
     def retraining_or_default(self) -> Retraining:
         """spec.retraining, or its defaults when unset (the one place they are stated)."""

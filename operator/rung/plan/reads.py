@@ -92,6 +92,8 @@ def router_of(md: ModelDeployment) -> Router:
 def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettings:
     """spec.rollout in the state machine's units; the approval gate from the ladder."""
     rollout = md.spec.rollout
+    if rollout is None and md.spec.model.kind == "llm":
+        rollout = md.spec.rollout_or_default()  # an LLM's longer defaults
     manual = Capability.APPROVAL_GATE in ladder or (
         rollout is not None and rollout.gate == "manual"
     )

@@ -113,6 +113,7 @@ def operator_source(ref: str | None, work: Path) -> tuple[Path, str]:
 
 def write(results: dict[str, Any], out: Path) -> None:
     results["targets"] = [t.as_json() for t in targets(results)]
+    out.mkdir(parents=True, exist_ok=True)
     (out / "scale-report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out / "scale-report.md").write_text(markdown(results))
     log(f"wrote {out / 'scale-report.md'} and .json")

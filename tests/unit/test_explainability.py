@@ -370,7 +370,10 @@ def test_conditions_when_everything_fits() -> None:
 
 
 def test_llm_without_explainer_is_a_false_condition_and_one_warning() -> None:
-    md = level4(model_fields={"format": "huggingface", "kind": "llm"})
+    # on a plain InferenceService, where KServe's logger applies (LLMInferenceService:
+    # tests/unit/test_llm_router.py)
+    llm = {"format": "huggingface", "kind": "llm", "llm": {"api": "InferenceService"}}
+    md = level4(model_fields=llm)
     conditions, events = governance_conditions(md, [], f.NOW_TEXT)
     explainable = get_condition(conditions, EXPLAINABLE)
     assert explainable is not None

@@ -437,3 +437,21 @@ def test_an_llm_without_spec_rollout_gets_longer_intervals() -> None:
     assert (predictive.interval_seconds, predictive.deadline_seconds) == (60, 600)
     given = f.md(level=2, model_fields=MD.spec.model.wire(), rollout={"interval": "30s"})
     assert rollout_settings(given, ladder).interval_seconds == 30
+
+
+def test_payload_logging_on_an_llm_inference_service_says_it_cannot_log() -> None:
+    from rung.plan.explainability import governance_conditions
+
+    md = f.md(
+        level=4,
+        model_fields={**LLM, "storageUri": "hf://org/llm-v1"},
+        explainability={"payloadLogging": {"url": "http://audit-sink"}},
+        governance={
+            "owner": "a", "contact": "b", "intendedUse": "c", "riskClass": "limited"
+        },
+    )  # fmt: skip
+    conditions, events = governance_conditions(md, [], "2026-12-01T00:00:00Z")
+    audit = next(c for c in conditions if c.type == "AuditLogging")
+    assert (audit.status, audit.reason) == ("False", "NoPayloadLoggerForLLM")
+    assert "http://audit-sink" in audit.message
+    assert [e.reason for e in events if e.type == "Warning"][-1] == "PayloadLoggingUnavailable"

@@ -249,6 +249,16 @@ def governance_conditions(
     sink = audit_sink(md)
     if logger is None:
         out = cond.remove_condition(out, AUDIT_LOGGING)
+    elif md.spec.model.llm_api() == "LLMInferenceService":
+        message = (
+            "KServe's payload logger serves InferenceServices only: this LLM's requests and"
+            " responses are not logged"
+            + (f" (Rung's decisions are sent to {sink})" if sink else "")
+            + "; set spec.model.llm.api to InferenceService to log them"
+        )
+        out = _set(out, AUDIT_LOGGING, "False", "NoPayloadLoggerForLLM", message, now, gen)
+        if _turned_false(conditions, AUDIT_LOGGING):
+            events.append(Event("PayloadLoggingUnavailable", message, "Warning"))
     elif sink is None:
         message = (
             f"payloads go to KServe's default sink ({LOGGER_DEFAULT_URL}) and decisions"

@@ -221,6 +221,10 @@ def test_drift_launches_one_job_then_cooldown_holds_and_a_new_model_starts_a_can
         "RUNG_TRIGGER_REASON": "drift: 0.9 above 0.3 for 2s",
         "RUNG_TRIGGER": "drift",
         "RUNG_RUN": f"{NAME}-retrain-1",
+        # the lineage of the model being retrained (integration_kit.training_data)
+        "RUNG_DATA_URI": f"s3://datasets/{NAME}",
+        "RUNG_DATA_VERSION": "2025-02-01",
+        "RUNG_DATA_DIGEST": None,  # unknown: an empty value, which the API server drops
     }
 
     # kwok's node runs the pod to completion; the Job controller marks it Complete.

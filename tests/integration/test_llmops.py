@@ -307,6 +307,50 @@ def test_kserves_crd_refuses_what_its_schema_refuses(
     assert "mutually exclusive" in refused.value.body
 
 
+@pytest.mark.parametrize(
+    ("model", "gateway", "message"),
+    [
+        (
+            {"source": "external", "storageUri": None},
+            True,
+            "source external needs kind llm and external",
+        ),
+        (
+            {
+                "source": "external",
+                "storageUri": None,
+                "external": {
+                    "endpoint": "https://api.example.com/v1",
+                    "model": "m",
+                    "credentialsSecretRef": {"name": "key"},
+                },
+            },
+            False,
+            "source external is reached through a Gateway: set spec.rollout.gateway",
+        ),
+        ({"storageUri": None}, True, "storageUri is required unless source is external"),
+        (
+            {"llm": {"api": "InferenceService", "lora": {"adapters": [{"name": "a", "uri": "b"}]}}},
+            True,
+            "lora, parallelism and scheduler need llm.api LLMInferenceService",
+        ),
+    ],
+    ids=["external-without-provider", "external-without-gateway", "no-storage", "lora-on-isvc"],
+)
+def test_admission_refuses_llm_specs_that_would_break_later(
+    kube_api: client.ApiClient, namespace: str, model: Obj, gateway: bool, message: str
+) -> None:
+    body = _with_model(model_deployment(NAME, namespace, level=2, data=None), llm_model("v1"))
+    body["spec"]["model"].update(model)
+    body["spec"]["model"] = {k: v for k, v in body["spec"]["model"].items() if v is not None}
+    if gateway:
+        body["spec"]["rollout"] = {"gateway": {"name": "inference-gateway"}}
+    with pytest.raises(ApiException) as refused:
+        create_md(kube_api, body)
+    assert refused.value.status == 422
+    assert message in refused.value.body
+
+
 # --- canaries gated on vLLM's metrics ---------------------------------------------------
 
 
@@ -445,7 +489,9 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
                 "credentialsSecretRef": {"name": "provider-key"},
             },
         }
-        create_md(kube_api, level2_llm(namespace, b.prometheus.url, external))
+        body = level2_llm(namespace, b.prometheus.url, external)
+        body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
+        create_md(kube_api, body)
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "provider Ready", 90)
         service = client.CoreV1Api(kube_api).read_namespaced_service(f"{NAME}-external", namespace)
         assert service.spec.type == "ExternalName"
@@ -454,6 +500,7 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
             "gateway.networking.k8s.io", "v1", namespace, "httproutes", NAME
         )
         assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == f"{NAME}-external"
+        assert route["spec"]["parentRefs"][0]["name"] == "inference-gateway"
 
         self_hosted = {**llm_model("v2"), "source": "self-hosted", "external": None}
         patch_md(kube_api, namespace, NAME, {"spec": {"model": self_hosted}})
@@ -473,6 +520,9 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
     stable = llmisvc(kube_api, namespace, NAME)
     assert stable is not None
     assert stable["spec"]["router"]["route"]["group"] == NAME
+    assert stable["spec"]["router"]["gateway"] == {
+        "refs": [{"name": "inference-gateway", "namespace": namespace}]
+    }
     _assert_nowhere_but_the_secret(kube_api, namespace, value, operator.log())
 
 

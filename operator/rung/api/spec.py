@@ -863,6 +863,13 @@ _REQUIRED_AT_LEVEL = [
         "spec.rollout.router gateway-api needs spec.serving.deploymentMode RawDeployment",
         field_path=".rollout.router",
     ),
+    cel(
+        "self.model.source != 'external' || (has(self.rollout) && has(self.rollout.gateway))",
+        "spec.model.source external is reached through a Gateway: set spec.rollout.gateway"
+        " (the HTTPRoute to the provider attaches to it)",
+        field_path=".rollout.gateway",
+        reason="FieldValueRequired",
+    ),
 ]
 
 

@@ -129,9 +129,12 @@ def _model_branch(
 
 
 def _service_line(isvc: Mapping[str, Any]) -> str:
-    """One InferenceService: ready only when ready at the generation applied."""
+    """One InferenceService (or LLMInferenceService: its workloads, `WorkloadsReady`):
+    ready only when ready at the generation applied."""
     meta, status = isvc.get("metadata") or {}, isvc.get("status") or {}
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    kind = str(isvc.get("kind") or "InferenceService")
+    wanted = "WorkloadsReady" if kind == "LLMInferenceService" else "Ready"
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == wanted), None)
     generation, observed = meta.get("generation"), status.get("observedGeneration")
     current = generation is None or observed == generation
     is_ready = bool(ready and ready.get("status") == "True" and current)
@@ -139,7 +142,7 @@ def _service_line(isvc: Mapping[str, Any]) -> str:
     why = f" ({reason})" if reason and not is_ready else ""
     stale = "" if current else f" (observed generation {observed} < {generation})"
     state = "Ready" if is_ready else "NotReady"
-    return f"InferenceService {meta.get('name')}  {ICONS[is_ready]} {state}{why}{stale}"
+    return f"{kind} {meta.get('name')}  {ICONS[is_ready]} {state}{why}{stale}"
 
 
 def _analysis_branch(root: Tree, md: ModelDeployment) -> None:
@@ -205,6 +208,7 @@ def render(body: Mapping[str, Any], services: Sequence[Mapping[str, Any]], color
 
 def _get(args: argparse.Namespace) -> int:
     from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
     from rung.cli_rollout import connect, get_object
 
@@ -216,14 +220,25 @@ def _get(args: argparse.Namespace) -> int:
         return 1
 
     def services() -> list[dict[str, Any]]:
-        found: Any = client.CustomObjectsApi().list_namespaced_custom_object(
-            "serving.kserve.io",
-            "v1beta1",
-            namespace,
-            "inferenceservices",
-            label_selector=f"{OWNER_LABEL}={args.name}",
-        )
-        return list(found.get("items") or [])
+        items: list[dict[str, Any]] = []
+        for version, plural in (
+            ("v1beta1", "inferenceservices"),
+            ("v1alpha2", "llminferenceservices"),
+        ):
+            try:
+                found: Any = client.CustomObjectsApi().list_namespaced_custom_object(
+                    "serving.kserve.io",
+                    version,
+                    namespace,
+                    plural,
+                    label_selector=f"{OWNER_LABEL}={args.name}",
+                )
+            except ApiException as error:
+                if error.status == 404:  # not served by this cluster
+                    continue
+                raise
+            items += list(found.get("items") or [])
+        return items
 
     tty = sys.stdout.isatty()
     if not args.watch:

@@ -130,6 +130,7 @@ def test_job_completes(kube_api: client.ApiClient, namespace: str) -> None:
     "name",
     [
         "inferenceservices.serving.kserve.io",
+        "llminferenceservices.serving.kserve.io",
         "httproutes.gateway.networking.k8s.io",
         "podmonitors.monitoring.coreos.com",
         "servicemonitors.monitoring.coreos.com",

@@ -390,6 +390,7 @@ def test_healthy_llm_canary_is_promoted_through_every_step_of_the_route_group(
     assert stable is not None
     assert stable["spec"]["model"]["uri"] == "hf://example/assistant-v2"
     wait_until(lambda: llmisvc(kube_api, namespace, CANARY) is None, "canary removed")
+    assert f"LLMInferenceService {NAME}  ✔ Ready" in rung_cli("get", NAME, "-n", namespace)
 
 
 @pytest.mark.usefixtures("operator")

@@ -160,3 +160,14 @@ def test_get_shows_only_conditions_that_are_not_healthy() -> None:
     assert "Degraded=True  RolledBack: v3 was rolled back" in text
     for healthy in ("InferenceServiceReady", "CanaryProgressing", "MetricsAvailable"):
         assert healthy not in text
+
+
+def test_get_shows_an_llms_llm_inference_services_by_their_workloads() -> None:
+    isvc = _isvc("fraud", "aaaa")
+    isvc["kind"] = "LLMInferenceService"
+    isvc["status"]["conditions"] = [
+        {"type": "Ready", "status": "Unknown", "reason": "NoGatewayImplementation"},
+        {"type": "WorkloadsReady", "status": "True"},
+    ]
+    text = render(_rollout(), [isvc], color=False)
+    assert "LLMInferenceService fraud  ✔ Ready" in text

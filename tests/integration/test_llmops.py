@@ -206,15 +206,19 @@ def bench(
     canary_ttft_ms: float,
     stable_api_key: Path | None = None,
     stable_headers: Callable[[], dict[str, str]] = dict,
+    canary_api_key: Path | None = None,
+    canary_headers: Callable[[], dict[str, str]] = dict,
 ) -> Iterator[Bench]:
     stable = start_openai_server(
         "stable", tmp_path, ttft_ms=150, itl_ms=5, api_key_file=stable_api_key
     )
-    canary = start_openai_server("canary", tmp_path, ttft_ms=canary_ttft_ms, itl_ms=5)
+    canary = start_openai_server(
+        "canary", tmp_path, ttft_ms=canary_ttft_ms, itl_ms=5, api_key_file=canary_api_key
+    )
     load = StreamingLoadDriver(
         {
             "stable": LlmBackend(stable.url, "assistant", stable_headers),
-            "canary": LlmBackend(canary.url, "assistant"),
+            "canary": LlmBackend(canary.url, "assistant", canary_headers),
         },
         weights=CachedWeights(lambda: cluster_weights(api, namespace)),
         rate=12,
@@ -435,14 +439,16 @@ def _secret(api: client.ApiClient, namespace: str, value: str) -> None:
     )
 
 
-def _gateway_credentials(api: client.ApiClient, namespace: str) -> Callable[[], dict[str, str]]:
+def _gateway_credentials(
+    api: client.ApiClient, namespace: str, slot: str = NAME
+) -> Callable[[], dict[str, str]]:
     """What a Gateway's credential injection does: read the key of the Secret the
     external provider's Service names, add it as a bearer token."""
     import base64
 
     def headers() -> dict[str, str]:
         core = client.CoreV1Api(api)
-        service = core.read_namespaced_service(f"{NAME}-external", namespace)
+        service = core.read_namespaced_service(f"{slot}-external", namespace)
         ref = service.metadata.annotations["rung.dev/credentials-secret"]
         name, key = ref.split("/")
         secret = core.read_namespaced_secret(name, namespace)
@@ -525,6 +531,68 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
         "refs": [{"name": "inference-gateway", "namespace": namespace}]
     }
     _assert_nowhere_but_the_secret(kube_api, namespace, value, operator.log())
+
+
+def _external(port: int, version: str = "provider") -> Obj:
+    return {
+        "kind": "llm",
+        "format": "openai",
+        "source": "external",
+        "version": version,
+        "storageUri": None,
+        "resources": None,
+        "external": {
+            "endpoint": f"http://localhost:{port}/v1",
+            "model": "assistant",
+            "credentialsSecretRef": {"name": "provider-key"},
+        },
+    }
+
+
+@pytest.mark.usefixtures("operator")
+def test_self_hosted_model_canaried_back_to_an_external_provider(
+    kube_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    value = "sk-" + secrets.token_hex(16)
+    _secret(kube_api, namespace, value)
+    key_file = tmp_path / "key"
+    key_file.write_text(value)
+    with (
+        LLMInferenceServiceStandIn(kube_api, namespace),
+        bench(
+            tmp_path,
+            kube_api,
+            namespace,
+            canary_ttft_ms=150,
+            canary_api_key=key_file,
+            canary_headers=_gateway_credentials(kube_api, namespace, CANARY),
+        ) as b,
+    ):
+        body = level2_llm(namespace, b.prometheus.url, llm_model("v1"))
+        body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
+        create_md(kube_api, body)
+        watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "v1 Ready", 90)
+        patch_md(kube_api, namespace, NAME, {"spec": {"model": _external(b.canary.port)}})
+        seen, md = _md_weights(
+            kube_api,
+            namespace,
+            lambda o: _phase(o) == "Ready" and o["status"]["stable"]["version"] == "provider",
+            "the provider promoted",
+        )
+        assert seen[seen.index(20) :][:3] == [20, 50, 100]
+        assert all(c["passed"] for c in md["status"]["analysis"]["checks"])
+        assert b.load.sent[("canary", 200)] > 0
+        assert b.load.sent[("canary", 401)] == 0
+
+    # the stable slot is the provider's Service now; no LLMInferenceService is left
+    wait_until(lambda: llmisvc(kube_api, namespace, NAME) is None, "self-hosted v1 removed")
+    service = client.CoreV1Api(kube_api).read_namespaced_service(f"{NAME}-external", namespace)
+    assert service.spec.external_name == "localhost"
+    route = custom(kube_api).get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", NAME
+    )
+    backends = route["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in backends] == [(f"{NAME}-external", 100)]
 
 
 def _assert_nowhere_but_the_secret(

@@ -165,6 +165,9 @@ def test_json_report(kube_api: client.ApiClient, ladder: str) -> None:
     components = {c["name"]: c["installed"] for c in doc["components"]}
     assert components == {
         "KServe": _served(kube_api, "serving.kserve.io", "v1beta1", "inferenceservices"),
+        "KServe LLMInferenceService": _served(
+            kube_api, "serving.kserve.io", "v1alpha2", "llminferenceservices"
+        ),
         "Prometheus Operator": _served(kube_api, "monitoring.coreos.com", "v1", "podmonitors")
         and _served(kube_api, "monitoring.coreos.com", "v1", "prometheusrules"),
         "Gateway API": _served(kube_api, "gateway.networking.k8s.io", "v1", "httproutes"),

@@ -865,6 +865,7 @@ def test_assess_sorts_and_summarizes_per_namespace() -> None:
     )
     assert dict(report.components) == {
         "KServe": True,
+        "KServe LLMInferenceService": True,
         "Prometheus Operator": True,
         "Gateway API": True,
         "Argo Workflows": True,

@@ -98,6 +98,7 @@ def test_namespace_defaults_to_the_context_and_pages_are_followed(
     installed = {c["name"]: c["installed"] for c in doc["components"]}
     assert installed == {
         "KServe": False,
+        "KServe LLMInferenceService": False,
         "Prometheus Operator": True,
         "Gateway API": False,
         "Argo Workflows": False,
@@ -143,6 +144,7 @@ def test_assess_discovers_each_component_crd(
     assert asked == [
         "modeldeployments.rung.dev",
         "inferenceservices.serving.kserve.io",
+        "llminferenceservices.serving.kserve.io",
         "podmonitors.monitoring.coreos.com",
         "prometheusrules.monitoring.coreos.com",
         "httproutes.gateway.networking.k8s.io",

@@ -104,7 +104,7 @@ def test_tools_per_level_come_from_the_registry_and_discovery() -> None:
     tools = tools_per_level(ClusterInventory.of(*KSERVE.crds))
 
     assert [[t.name for t in level.tools] for level in tools] == [
-        ["KServe"],
+        ["KServe", "KServe LLMInferenceService"],
         ["Prometheus Operator"],
         ["Gateway API"],
         ["Argo Workflows", "Kubeflow Pipelines"],
@@ -235,7 +235,13 @@ def test_json_carries_people_tools_and_data(report: Any) -> None:
 
     assert [t["level"] for t in doc["tools"]] == [0, 1, 2, 3, 4]
     assert doc["tools"][0]["tools"] == [
-        {"name": "KServe", "role": "model serving", "installed": True, "crds": []}
+        {"name": "KServe", "role": "model serving", "installed": True, "crds": []},
+        {
+            "name": "KServe LLMInferenceService",
+            "role": "LLM serving (kind llm): vLLM, route-group canaries",
+            "installed": False,
+            "crds": ["llminferenceservices.serving.kserve.io"],
+        },
     ]
     assert doc["people"]["currency"] == "EUR"
     assert doc["people"]["missingInputs"] == [

@@ -243,7 +243,8 @@ def test_table_content(report: Assessment) -> None:
         r"team-a/l1\s+canary \(level 2\)\s+\+1 replica × 500m CPU / 1Gi during rollouts", text
     )
     assert "NOTES" in text
-    assert "Cluster: KServe installed, Prometheus Operator missing" in text
+    assert "Cluster: KServe installed, KServe LLMInferenceService missing," in text
+    assert "Prometheus Operator missing" in text
     assert "scraped through prometheus.io annotations" in text
 
 

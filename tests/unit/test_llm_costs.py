@@ -156,3 +156,27 @@ def test_every_format_carries_build_vs_buy() -> None:
     html = render(report, "html")
     assert "<h2>LLM: build vs buy</h2>" in html
     assert "<td>52.80 EUR</td>" in html
+
+
+def test_an_llm_needs_kserves_llm_inference_service_and_an_external_one_the_gateway_api() -> None:
+    from rung.api.kinds import INFERENCE_SERVICE
+    from rung.assess import needs_at
+    from rung.plan.capability import Cluster
+
+    cluster = Cluster(ClusterInventory.of(INFERENCE_SERVICE), None)
+    needs = needs_at(llm().spec, 0, cluster)
+    assert [(n.what, n.crds) for n in needs if n.kind == "component"] == [
+        ("KServe LLMInferenceService", ("llminferenceservices.serving.kserve.io",))
+    ]
+    external = llm(
+        storageUri=None,
+        source="external",
+        external={
+            "endpoint": "https://api.example.com/v1",
+            "model": "m",
+            "credentialsSecretRef": {"name": "key"},
+        },
+    )
+    needs = needs_at(external.spec, 0, cluster)
+    assert [n.what for n in needs if n.kind == "component"] == ["Gateway API"]
+    assert needs_at(f.md().spec, 0, cluster) == []

@@ -66,6 +66,7 @@ def test_every_ladder_capability_has_one_entry_at_its_level() -> None:
 def test_components_and_discovery_come_from_the_registry() -> None:
     assert [c.name for c in COMPONENTS] == [
         "KServe",
+        "KServe LLMInferenceService",
         "Prometheus Operator",
         "Gateway API",
         "Argo Workflows",

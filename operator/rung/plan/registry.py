@@ -29,6 +29,7 @@ from rung.api.kinds import (
     BROKER,
     HTTP_ROUTE,
     INFERENCE_SERVICE,
+    LLM_INFERENCE_SERVICE,
     POD_MONITOR,
     PROMETHEUS_RULE,
     SCHEDULED_WORKFLOW,
@@ -55,6 +56,11 @@ from rung.plan.sizing import (
 )
 
 KSERVE = Component("KServe", (INFERENCE_SERVICE,), "model serving")
+KSERVE_LLM = Component(
+    "KServe LLMInferenceService",
+    (LLM_INFERENCE_SERVICE,),
+    "LLM serving (kind llm): vLLM, route-group canaries",
+)
 PROMETHEUS_OPERATOR = Component(
     "Prometheus Operator", (POD_MONITOR, PROMETHEUS_RULE), "scraping and SLO alerts"
 )
@@ -94,7 +100,14 @@ logger sends the request and the response as separate events."""
 
 
 def serving_needs(spec: ModelDeploymentSpec, cluster: Cluster) -> list[Need]:
-    """KServe, which serves the model."""
+    """KServe, which serves the model: its LLMInferenceService for an LLM (and the Gateway
+    API for an external provider's route)."""
+    if spec.model.source == "external":
+        why = "the external provider is reached through Rung's HTTPRoute"
+        return cluster.missing(GATEWAY_API, Capability.SERVING, why)
+    if spec.model.llm_api() == "LLMInferenceService":
+        why = "the LLM is served by a KServe LLMInferenceService"
+        return cluster.missing(KSERVE_LLM, Capability.SERVING, why)
     why = "the model is served by a KServe InferenceService"
     return cluster.missing(KSERVE, Capability.SERVING, why)
 
@@ -332,7 +345,7 @@ def payload_logging_cost(md: ModelDeployment) -> Cost:
 # --- the registry ---------------------------------------------------------------------------
 
 REGISTRY: tuple[CapabilityEntry, ...] = (
-    CapabilityEntry.of(Capability.SERVING, (KSERVE,), serving_needs, serving_cost),
+    CapabilityEntry.of(Capability.SERVING, (KSERVE, KSERVE_LLM), serving_needs, serving_cost),
     CapabilityEntry.of(
         Capability.MONITORING,
         (PROMETHEUS_OPERATOR,),

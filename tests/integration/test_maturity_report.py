@@ -182,7 +182,7 @@ def test_json_and_markdown_carry_people_tools_and_data(ladder: str) -> None:
     assert f"| {ladder}/l1 | on-call | 1 | `spec.owners.onCall` | **unassigned** | now |" in text
     # "spec" until the operator has written status, "stable" after: either is unknown data
     assert re.search(rf"\| {ladder}/l0 \| v1 \((spec|stable)\) \| \*\*unknown\*\* \|", text), text
-    assert "| 0 Manual | KServe (model serving) installed |" in text
+    assert "| 0 Manual | KServe (model serving) installed, KServe LLMInferenceService (" in text
     assert "- level 1: 10 h a week = 950.00 EUR a week" in text
     assert "not priced without: pipelineOwner.hoursPerWeek, riskReviewer.hoursPerWeek" in text
 

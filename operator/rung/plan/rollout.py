@@ -213,17 +213,9 @@ def _shadowing(
         )
     if observed.verdict is None:
         return Decision(state)
-    analysis = state.analysis or AnalysisStatus()
-    analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
-    if observed.verdict == "error":
-        return _errored(replace(state, analysis=analysis), canary, settings, observed, now)
-    analysis = analysis.model_copy(update={"consecutive_errors": 0, "last_error": None})
-    judged = replace(state, analysis=analysis)
-    if observed.verdict == "hold":
-        if _since(canary.step_started_at, now) > settings.deadline_seconds:
-            message = "no metrics for the shadowed canary within progressDeadline"
-            return rollback(judged, at, reasons.ANALYSIS_NO_DATA, message)
-        return Decision(judged)
+    judged = _judged(state, canary, settings, observed, now, "the shadowed canary")
+    if isinstance(judged, Decision):
+        return judged
     if observed.verdict == "fail":
         return _failed(judged, canary, settings, observed, at, stage="shadow analysis")
     counted = shadow.model_copy(update={"runs_passed": shadow.runs_passed + 1})
@@ -245,7 +237,8 @@ def _shadowing(
         f" runs on mirrored requests): weight 0% -> {weight}%"
     )
     # The steps' own analysis starts afresh: shadow failures do not count against them.
-    fresh = analysis.model_copy(update={"failures": 0})
+    assert judged.analysis is not None  # recorded by _judged
+    fresh = judged.analysis.model_copy(update={"failures": 0})
     return Decision(
         replace(judged, phase="Progressing", canary=first, analysis=fresh),
         [Event(reasons.SHADOW_PASSED, message)],
@@ -374,6 +367,26 @@ def _progressing(
         return Decision(replace(state, canary=first), [Event(reasons.CANARY_READY, message)])
     if observed.verdict is None:
         return Decision(state)
+    judged = _judged(state, canary, settings, observed, now, "the canary")
+    if isinstance(judged, Decision):
+        return judged
+    if observed.verdict == "fail":
+        return _failed(judged, canary, settings, observed, at)
+    return _passed(judged, canary, settings, observed, at)
+
+
+def _judged(
+    state: RolloutState,
+    canary: CanaryStatus,
+    settings: RolloutSettings,
+    observed: Observed,
+    now: datetime,
+    who: str,
+) -> RolloutState | Decision:
+    """This pass's analysis run recorded in status. A Decision where the run decides by
+    itself (it could not measure; no data: hold, or roll back past the deadline); else
+    the state with the run recorded, for the caller to act on `fail` or `pass`."""
+    at = timestamp(now)
     analysis = state.analysis or AnalysisStatus()
     analysis = analysis.model_copy(update={"last_run": at, "checks": list(observed.checks)})
     if observed.verdict == "error":
@@ -382,12 +395,10 @@ def _progressing(
     judged = replace(state, analysis=analysis)
     if observed.verdict == "hold":
         if _since(canary.step_started_at, now) > settings.deadline_seconds:
-            message = "no metrics for the canary within progressDeadline"
+            message = f"no metrics for {who} within progressDeadline"
             return rollback(judged, at, reasons.ANALYSIS_NO_DATA, message)
         return Decision(judged)
-    if observed.verdict == "fail":
-        return _failed(judged, canary, settings, observed, at)
-    return _passed(judged, canary, settings, observed, at)
+    return judged
 
 
 def _errored(

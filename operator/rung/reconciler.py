@@ -61,11 +61,13 @@ from rung.settings import OperatorSettings
 log = logging.getLogger(__name__)
 CONFLICT_ATTEMPTS = 3
 APPLY_RETRY_SECONDS = 5.0
+"""How soon a failed apply is tried again."""
 OUTBOX_RETRY_SECONDS = 2.0
+"""How soon an undelivered announcement in status.outbox is tried again."""
 GIT_RETRY_SECONDS = 30.0
 """How soon a failed write-back to Git is tried again."""
 MIN_REQUEUE_SECONDS = 1.0
-"""How soon a failed apply is tried again."""
+"""The soonest an object is woken again by its own schedule."""
 FEATURES_TTL = 300.0
 KIND = "ModelDeployment"
 
@@ -293,18 +295,13 @@ class Reconciler:
         result.requeue_after = self._requeue_after(body, live, now)
         if (body.get("status") or {}).get("outbox"):
             # An audit CloudEvent still on its way: look again soon, to clear the outbox.
-            after = result.requeue_after
-            result.requeue_after = (
-                min(after, OUTBOX_RETRY_SECONDS) if after else OUTBOX_RETRY_SECONDS
-            )
+            result.requeue_after = _no_later_than(result.requeue_after, OUTBOX_RETRY_SECONDS)
         if git_failed:
-            after = result.requeue_after
-            result.requeue_after = min(after, GIT_RETRY_SECONDS) if after else GIT_RETRY_SECONDS
+            result.requeue_after = _no_later_than(result.requeue_after, GIT_RETRY_SECONDS)
         if failures:
             # A refusal may clear without a change Rung can see (a policy lifted, a
             # webhook back): try again soon, writing nothing while it repeats.
-            after = result.requeue_after
-            result.requeue_after = min(after, APPLY_RETRY_SECONDS) if after else APPLY_RETRY_SECONDS
+            result.requeue_after = _no_later_than(result.requeue_after, APPLY_RETRY_SECONDS)
         _log_result(md, result)
         return result
 
@@ -614,6 +611,11 @@ class Reconciler:
         result.retraining_runs.append(
             (launcher.name, "started" if request.attempt == 1 else "relaunched")
         )
+
+
+def _no_later_than(after: float | None, seconds: float) -> float:
+    """The next wake-up brought forward to at most `seconds` (none yet: `seconds`)."""
+    return min(after, seconds) if after else seconds
 
 
 def _live_objects(live: dict[Kind, dict[str, dict[str, Any]]]) -> LiveObjects:

@@ -18,10 +18,11 @@ from rich.tree import Tree
 
 from rung.api.resource import APPROVE_ANNOTATION, OWNER_LABEL, ModelDeployment
 from rung.api.status import CheckResult, ModelRef
+from rung.cli_rollout import VERDICTS
 from rung.plan.commands import read_commands
 from rung.plan.inference_service import CANARY_HASH_ANNOTATION, MODEL_HASH_ANNOTATION
+from rung.plan.rollout import RolloutSettings
 
-DEFAULT_STEPS = (10, 25, 50, 100)
 ICONS = {True: "✔", False: "✖", None: "…"}
 HEALTHY = {"Degraded": "False", "Undone": "False"}
 """A condition's healthy status where it is not True; conditions in another status are
@@ -55,7 +56,7 @@ def rollout_tree(body: Mapping[str, Any], services: Sequence[Mapping[str, Any]])
         if ref is not None:
             _model_branch(root, label, ref, md, services)
     if st.canary is not None:
-        steps = tuple(spec.rollout.steps) if spec.rollout else DEFAULT_STEPS
+        steps = tuple(spec.rollout.steps) if spec.rollout else RolloutSettings().steps
         current = st.canary.step if st.canary.weight else -1  # 0 %: not ready yet
         marks = " ".join(
             f"[{w}%]" if i == current else (f"{w}% ✔" if i < st.canary.step else f"{w}%")
@@ -166,7 +167,7 @@ def _analysis_branch(root: Tree, md: ModelDeployment) -> None:
 def _check_line(check: CheckResult) -> str:
     value = "-" if check.value is None else f"{check.value:.4g}"
     stable = "" if check.stable_value is None else f" (stable {check.stable_value:.4g})"
-    verdict = {True: "pass", False: "FAIL", None: "no data"}[check.passed]
+    verdict = VERDICTS[check.passed]
     return (
         f"{ICONS[check.passed]} {check.metric:<24} {value:>9}{stable}  {verdict}  {check.message}"
     )

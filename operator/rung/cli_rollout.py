@@ -29,6 +29,10 @@ from rung.api.resource import (
 from rung.api.spec import DEFAULT_SHADOW_RUNS, ModelDeploymentSpec
 from rung.api.status import CanaryStatus, RetrainingStatus
 from rung.plan.commands import canary_id, command_value, rejection_id
+from rung.plan.rollout import RolloutSettings
+
+VERDICTS = {True: "pass", False: "FAIL", None: "no data"}
+"""A check's result as `rung status` and `rung get` print it."""
 
 Outcome = tuple[dict[str, str | None], str] | str
 """What a command writes and says, or why it refuses."""
@@ -189,7 +193,7 @@ def render_status(body: dict[str, Any]) -> str:
     approved = md.annotations.get(APPROVE_ANNOTATION)
     if approved:
         lines.append(f"  approved: {approved}")
-    steps = spec.rollout.steps if spec.rollout else [10, 25, 50, 100]
+    steps = spec.rollout.steps if spec.rollout else list(RolloutSettings().steps)
     if st.canary:
         shadowing = st.phase == "Shadowing"
         marks = " ".join(
@@ -216,7 +220,7 @@ def render_status(body: dict[str, Any]) -> str:
             f"  analysis: last run {st.analysis.last_run}, failures {st.analysis.failures}"
         )
         for c in st.analysis.checks:
-            verdict = {True: "pass", False: "FAIL", None: "no data"}[c.passed]
+            verdict = VERDICTS[c.passed]
             value = "-" if c.value is None else f"{c.value:.4g}"
             lines.append(f"    {c.metric:<28} {value:>10}  {verdict:<8} {c.message}")
     if st.retraining and (st.retraining.runs or st.retraining.triggers):

@@ -211,14 +211,12 @@ def _get(args: argparse.Namespace) -> int:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from rung.cli_rollout import connect, get_object
+    from rung.cli_rollout import load_named
 
-    api, default_ns = connect(args)
-    namespace = args.namespace or default_ns
-    body = get_object(api, namespace, args.name)
-    if body is None:
-        print(f"error: modeldeployment {namespace}/{args.name} not found", file=sys.stderr)
+    found = load_named(args)
+    if found is None:
         return 1
+    api, namespace, body = found
 
     def services() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -116,7 +116,7 @@ def get_object(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]] | None:
+def load_named(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]] | None:
     """The API, namespace and object named on the command line; None (and a message)
     when the object does not exist."""
     api, default_ns = connect(args)
@@ -129,7 +129,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]] | None:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    found = _load(args)
+    found = load_named(args)
     if found is None:
         return 1
     api, namespace, body = found
@@ -242,7 +242,7 @@ def render_status(body: dict[str, Any]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    found = _load(args)
+    found = load_named(args)
     if found is None:
         return 1
     _, _, body = found
@@ -276,7 +276,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
     from rung.ladder import Capability, capabilities
 
-    found = _load(args)
+    found = load_named(args)
     if found is None:
         return 1
     api, namespace, body = found
@@ -343,7 +343,7 @@ def _command(
 ) -> int:
     """Load the object, let `build` check its state and return (annotations, message) or
     an error text; write the annotations; print one line."""
-    found = _load(args)
+    found = load_named(args)
     if found is None:
         return 1
     api, namespace, body = found

@@ -474,9 +474,14 @@ class Reconciler:
     ) -> dict[str, Any]:
         """Write `status` when it differs from the object's; return the object as stored."""
         wire = status.wire()
-        if wire == (body.get("status") or {}):
+        old = body.get("status") or {}
+        if wire == old:
             return body
         result.status_written = True
+        if log.isEnabledFor(logging.DEBUG):
+            changed = sorted(k for k in {*wire, *old} if wire.get(k) != old.get(k))
+            meta = body["metadata"]
+            log.debug("status of %s/%s: writing %s", meta["namespace"], meta["name"], changed)
         return self.kube.replace_status(body, wire)
 
     def _apply_plan(
@@ -686,8 +691,12 @@ def _read(provider: MetricProvider, query: str) -> Reading:
 
 def _log_result(md: ModelDeployment, result: ReconcileResult) -> None:
     if not (result.applied or result.deleted or result.status_written or result.events):
+        after = result.requeue_after
         log.debug(
-            "reconcile %s/%s: no change (next in %ss)", md.namespace, md.name, result.requeue_after
+            "reconcile %s/%s: no change (%s)",
+            md.namespace,
+            md.name,
+            "next on a change" if after is None else f"next in {after:.1f} s",
         )
         return
     log.info(

@@ -368,18 +368,29 @@ class OperatorProcess:
 
     def api_requests(self) -> dict[tuple[str, str], float]:
         """rung_api_requests_total by (method, resource), from the operator's /metrics."""
+        return {
+            (labels["method"], labels["resource"]): value
+            for labels, value in self.samples("rung_api_requests_total")
+        }
+
+    def reconciles(self) -> float:
+        """rung_reconciles_total, every outcome (no-op passes included)."""
+        return sum(value for _, value in self.samples("rung_reconciles_total"))
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """The samples of the metric `name` on the operator's /metrics: (labels, value)."""
         import urllib.request
 
         assert self.metrics_port is not None, "started without --metrics-port"
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        counts: dict[tuple[str, str], float] = {}
+        found = []
         for line in text.splitlines():
-            if line.startswith("rung_api_requests_total{"):
+            if line.startswith(name + "{"):
                 labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-                counts[(labels["method"], labels["resource"])] = float(line.rsplit(" ", 1)[1])
-        return counts
+                found.append((labels, float(line.rsplit(" ", 1)[1])))
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is None:

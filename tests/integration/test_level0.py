@@ -192,6 +192,7 @@ def test_an_idle_operator_reads_and_writes_nothing(
             "the operator and KServe quiet for 5 s",
             timeout=180,
         )
+        log_offset = len(operator.log())
         before_ops = operator.api_requests()
         before_others = _others(kube_api)
         before_writes = write_requests_by_kind(kube_api)
@@ -206,7 +207,8 @@ def test_an_idle_operator_reads_and_writes_nothing(
     events_after = _md_events(core, namespace)
 
     sent = {k: v - before_ops.get(k, 0) for k, v in after_ops.items() if v != before_ops.get(k)}
-    assert sent == {}, f"requests from the idle operator: {sent}"
+    window = [line for line in operator.log()[log_offset:].splitlines() if "rung." in line]
+    assert sent == {}, f"requests from the idle operator: {sent}; its log meanwhile: {window[-40:]}"
     writes = {
         k: v - before_writes.get(k, 0)
         for k, v in after_writes.items()
@@ -237,14 +239,22 @@ def _phase(o: dict) -> str | None:
 
 
 def _quiet(api: client.ApiClient, operator: OperatorProcess, seconds: float) -> bool:
-    """True once neither the operator's request counters nor the API server's writes to
-    the kinds Rung manages (KServe's status writes included) nor to Deployments (whose
+    """True once neither the operator's request and reconcile counters (a pass that
+    changes nothing still means it is digesting watch events) nor the API server's writes
+    to the kinds Rung manages (KServe's status writes included) nor to Deployments (whose
     rollouts Rung reads) moved for `seconds`: the 50 models have settled."""
     import time
 
-    start = (operator.api_requests(), write_requests_by_kind(api, also=("apps",)))
+    def counters() -> tuple[object, ...]:
+        return (
+            operator.api_requests(),
+            operator.reconciles(),
+            write_requests_by_kind(api, also=("apps",)),
+        )
+
+    start = counters()
     time.sleep(seconds)
-    return (operator.api_requests(), write_requests_by_kind(api, also=("apps",))) == start
+    return counters() == start
 
 
 def test_deleting_removes_what_it_owned(kube_api: client.ApiClient, namespace: str) -> None:

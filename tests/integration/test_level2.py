@@ -323,10 +323,13 @@ def test_faulty_canary_is_rolled_back_with_traffic_on_stable(
             )
             assert kserve_weights(kube_api, namespace) == {"stable": 100, "canary": 0}
             assert is_condition(isvc, "Ready", "True")
-        reasons = _events(kube_api, namespace)
+        # Events follow the status write that decided them (status.outbox): wait for them.
+        reasons = wait_until(
+            lambda: r if "RolledBack" in (r := _events(kube_api, namespace)) else None,
+            "RolledBack Event",
+        )
         assert reasons.count("AnalysisFailed") == 2
         assert "FailureLimitReached" in reasons
-        assert "RolledBack" in reasons
         # a resync does not retry the rejected model
         again = watch_md(kube_api, namespace, NAME, lambda o: True, "current")
         assert _phase(again) == "RolledBack"

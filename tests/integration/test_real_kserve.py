@@ -281,10 +281,12 @@ def test_a_canary_the_cluster_refuses_is_rolled_back_at_once(
     isvc = get_isvc(kube_api, namespace, "fraud")
     assert isvc is not None
     assert not isvc["spec"].get("canary")
-    reasons = [r for r, _ in _events(kube_api, namespace)]
-    assert "ApplyFailed" in reasons
-    assert "ApplyRefused" in reasons
-    assert "RolledBack" in reasons
+    # Events follow the status write that decided them (status.outbox): wait for them.
+    wanted = {"ApplyFailed", "ApplyRefused", "RolledBack"}
+    wait_until(
+        lambda: wanted <= {r for r, _ in _events(kube_api, namespace)},
+        f"Events {sorted(wanted)}",
+    )
 
 
 def test_a_canary_step_restarts_no_predictor_pod(

@@ -159,9 +159,13 @@ def test_faulty_canary_is_rejected_in_the_shadow_stage_without_serving_a_user(
         route = _route(kube_api, namespace)
         assert mirror_percent(route, CANARY_SERVICE) == 0
         assert gateway_weights(kube_api, namespace) == {"stable": 100, "canary": 0}
-        reasons = _events(kube_api, namespace)
+        # Events follow the status write that decided them (status.outbox): wait for them.
+        reasons = wait_until(
+            lambda: r if "RolledBack" in (r := _events(kube_api, namespace)) else None,
+            "RolledBack Event",
+        )
         assert reasons.count("AnalysisFailed") == 2
-        for reason in ("ShadowStarted", "ShadowFailed", "RolledBack"):
+        for reason in ("ShadowStarted", "ShadowFailed"):
             assert reason in reasons
 
 

@@ -143,42 +143,12 @@ def llm_cost(md: ModelDeployment, prices: LlmPrices, usage: LlmUsage | None) -> 
     gpus, cpus = _accelerators(md)
     replicas = md.spec.serving.min_replicas
     missing: list[str] = []
-    per_hour: float | None = None
-    if gpus and prices.gpu_hourly_rate is None:
-        missing.append("gpuHourlyRate")
-    if cpus and prices.cpu_hourly_rate is None:
-        missing.append("cpuHourlyRate")
-    if not gpus and not cpus:
-        missing.append("spec.model.resources (GPU or CPU requests to price)")
-    elif not (gpus and prices.gpu_hourly_rate is None) and not (
-        cpus and prices.cpu_hourly_rate is None
-    ):
-        per_hour = replicas * (
-            gpus * (prices.gpu_hourly_rate or 0.0) + cpus * (prices.cpu_hourly_rate or 0.0)
-        )
+    per_hour = _self_hosted_per_hour(gpus, cpus, replicas, prices, missing)
     usage = usage or LlmUsage(error="not measured")
-    if usage.error:
-        missing.append(f"measured token rates ({usage.error})")
-    rate, prompt, generation = usage.requests, usage.prompt_tokens, usage.generation_tokens
-    per_request_prompt = prompt / rate if rate and prompt is not None else None
-    per_request_generation = generation / rate if rate and generation is not None else None
-    if not usage.error and not rate:
-        missing.append("traffic (no requests measured in the window)")
-    external_per_request: float | None = None
-    if prices.prompt_per_1k_tokens is None:
-        missing.append("promptPer1kTokens")
-    if prices.generation_per_1k_tokens is None:
-        missing.append("generationPer1kTokens")
-    if (
-        per_request_prompt is not None
-        and per_request_generation is not None
-        and prices.prompt_per_1k_tokens is not None
-        and prices.generation_per_1k_tokens is not None
-    ):
-        external_per_request = (
-            per_request_prompt * prices.prompt_per_1k_tokens
-            + per_request_generation * prices.generation_per_1k_tokens
-        ) / 1000
+    rate = usage.requests
+    per_request_prompt, per_request_generation, external_per_request = _external_per_request(
+        usage, prices, missing
+    )
     per_day = None if per_hour is None else per_hour * 24
     daily_requests = rate * SECONDS_PER_DAY if rate else None
     external_per_day = (
@@ -221,6 +191,55 @@ def llm_cost(md: ModelDeployment, prices: LlmPrices, usage: LlmUsage | None) -> 
         cheaper=cheaper,
         missing=tuple(missing),
     )
+
+
+def _self_hosted_per_hour(
+    gpus: float, cpus: float, replicas: int, prices: LlmPrices, missing: list[str]
+) -> float | None:
+    """What the replicas' GPUs and CPUs cost per hour; None (with what is missing
+    appended to `missing`) when a price or the resources to price are not known."""
+    if gpus and prices.gpu_hourly_rate is None:
+        missing.append("gpuHourlyRate")
+    if cpus and prices.cpu_hourly_rate is None:
+        missing.append("cpuHourlyRate")
+    if not gpus and not cpus:
+        missing.append("spec.model.resources (GPU or CPU requests to price)")
+        return None
+    if (gpus and prices.gpu_hourly_rate is None) or (cpus and prices.cpu_hourly_rate is None):
+        return None
+    return replicas * (
+        gpus * (prices.gpu_hourly_rate or 0.0) + cpus * (prices.cpu_hourly_rate or 0.0)
+    )
+
+
+def _external_per_request(
+    usage: LlmUsage, prices: LlmPrices, missing: list[str]
+) -> tuple[float | None, float | None, float | None]:
+    """(prompt tokens, generation tokens, provider price) per request at the measured
+    rates; None where a measurement or price is missing (appended to `missing`)."""
+    if usage.error:
+        missing.append(f"measured token rates ({usage.error})")
+    rate, prompt, generation = usage.requests, usage.prompt_tokens, usage.generation_tokens
+    per_request_prompt = prompt / rate if rate and prompt is not None else None
+    per_request_generation = generation / rate if rate and generation is not None else None
+    if not usage.error and not rate:
+        missing.append("traffic (no requests measured in the window)")
+    if prices.prompt_per_1k_tokens is None:
+        missing.append("promptPer1kTokens")
+    if prices.generation_per_1k_tokens is None:
+        missing.append("generationPer1kTokens")
+    if (
+        per_request_prompt is None
+        or per_request_generation is None
+        or prices.prompt_per_1k_tokens is None
+        or prices.generation_per_1k_tokens is None
+    ):
+        return per_request_prompt, per_request_generation, None
+    price = (
+        per_request_prompt * prices.prompt_per_1k_tokens
+        + per_request_generation * prices.generation_per_1k_tokens
+    ) / 1000
+    return per_request_prompt, per_request_generation, price
 
 
 def _accelerators(md: ModelDeployment) -> tuple[float, float]:

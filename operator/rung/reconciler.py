@@ -265,9 +265,15 @@ class Reconciler:
         decided = list(the_plan.events)
         outbox = [*md.status.outbox, *_outbox_entries(decided, now)]
         body = self._write_status(body, _outboxed(the_plan.status, outbox), result)
-        late: list[Event] = []  # launch failures: announced directly (relaunches repeat them)
         if the_plan.launch is not None:
-            self._launch(the_plan.launch, late, result)
+            launch_failures: list[Event] = []
+            self._launch(the_plan.launch, launch_failures, result)
+            if launch_failures:
+                # Announced through the outbox like every decision: an operator that
+                # stops now still delivers them (once: each attempt has its own id).
+                decided.extend(launch_failures)
+                outbox += _outbox_entries(launch_failures, now)
+                body = self._write_status(body, _outboxed(the_plan.status, outbox), result)
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
         for event in decided:
             outcome = reasons.RETRAINING_OUTCOMES.get(event.reason)
@@ -287,9 +293,8 @@ class Reconciler:
             body = self._write_status(body, _outboxed(failed, outbox), result)
         elif the_plan.status_when_applied is not None:
             body = self._write_status(body, _outboxed(the_plan.status_when_applied, outbox), result)
-        for event in late:
-            self.events.post(body, event)
         body = self._deliver(body, outbox, result)
+        late: list[Event] = []  # decided after this pass's status (Git write-back)
         body, git_failed = self._write_back(body, now, result, late)
         result.events = decided + late
         result.requeue_after = self._requeue_after(body, live, now)

@@ -390,10 +390,17 @@ def test_a_launcher_that_breaks_on_its_input_is_a_launch_failure_not_a_crash() -
         providers=lambda name, url: w.provider,
         launchers=lambda name: Broken(),  # type: ignore[arg-type,return-value]
     )
+    w.events.down = True  # the API refuses Events: the failure waits in the outbox
     w.reconcile()
+    assert w.events.events == []
+    waiting = [e for e in w.md()["status"]["outbox"] if e["reason"] == "RetrainingLaunchFailed"]
+    assert len(waiting) == 1
+    w.events.down = False
+    w.reconcile()  # the next pass (a restarted operator alike) delivers it, with its id
     failed = [e for e in w.events.events if e.reason == "RetrainingLaunchFailed"]
-    assert len(failed) == 1
+    assert [e.id for e in failed if "(attempt 1)" in e.message] == [waiting[0]["id"]]
     assert "ValueError: 1 validation error for Job" in failed[0].message
+    assert not w.md()["status"].get("outbox")
 
 
 # --- outbound URLs: --allowed-hosts ------------------------------------------------------

@@ -173,6 +173,11 @@ class CachedKube(Kube):
         self.cache.put(kind_of(manifest), stored)
         return stored
 
+    def patch(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        stored = super().patch(kind, namespace, name, patch)
+        self.cache.put(kind, stored)
+        return stored
+
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         super().delete(kind, namespace, name)
         self.cache.remove(kind, namespace, name)

@@ -260,6 +260,21 @@ class Kube:
         )
         return cast(dict[str, Any], json.loads(response.data))
 
+    def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch one object as field manager `rung` (the fail-safe's small
+        edits of live objects; everything else is server-side applied)."""
+        response: Any = self.custom.patch_namespaced_custom_object(
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
+            name,
+            patch,
+            field_manager=FIELD_MANAGER,
+            _content_type="application/merge-patch+json",
+        )
+        return cast(dict[str, Any], response)
+
     def list_all(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every object of `kind` rung manages (a ModelDeployment: every one), in
         `namespace` or cluster-wide; for priming the watch caches."""

@@ -43,6 +43,7 @@ from rung.plan import reasons
 from rung.plan.apply_failure import ApplyFailure, after_apply_failure
 from rung.plan.diff import needs_apply, with_applied_hash
 from rung.plan.events import Event, timestamp
+from rung.plan.fail_safe import fail_safe_due, fail_safe_rollback
 from rung.plan.gitops import (
     GitWriteOutcome,
     edit_manifest,
@@ -53,7 +54,7 @@ from rung.plan.gitops import (
 )
 from rung.plan.live import LiveObjects
 from rung.plan.observation import ClusterFeatures, Observation, Reading, RunOutcome
-from rung.plan.reads import ReadPlan, interpret, reads
+from rung.plan.reads import ReadPlan, interpret, reads, router_of
 from rung.plan.reconcile import plan
 from rung.plan.retraining import LaunchRequest
 from rung.settings import OperatorSettings
@@ -132,6 +133,8 @@ class Reconciler:
         self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
         self._launchers: dict[str, Launcher] = {}
         self._launch_failures: dict[tuple[str, str, str], str] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        """Failed reconciles in a row, by object (the fail-safe counts them)."""
         """Why the last launch of a run failed, by (namespace, name, run), in this process."""
         self.git = git or GitWriter()
         """Writes decisions back to Git (spec.gitops)."""
@@ -170,10 +173,13 @@ class Reconciler:
             metrics.RECONCILE_ERRORS.labels(KIND, type(error).__name__).inc()
             metrics.RECONCILES.labels(KIND, "error").inc()
             if not isinstance(error, TransientError) and type(error).__name__ not in UNREPORTED:
-                self._report_failure(namespace, name, error)
+                key = (namespace, name)
+                self._failures[key] = failures = self._failures.get(key, 0) + 1
+                self._report_failure(namespace, name, error, failures)
             raise
         finally:
             metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+        self._failures.pop((namespace, name), None)
         changed = result.applied or result.deleted or result.status_written or result.events
         metrics.RECONCILES.labels(KIND, "changed" if changed else "noop").inc()
         for ref in result.applied:
@@ -192,15 +198,20 @@ class Reconciler:
             metrics.ANALYSIS_CHECKS.labels(check.metric, verdict).inc()
         return result
 
-    def _report_failure(self, namespace: str, name: str, error: Exception) -> None:
+    def _report_failure(
+        self, namespace: str, name: str, error: Exception, failures: int = 1
+    ) -> None:
         """Make a failed reconcile visible where users look: `Degraded=True` with reason
         `ReconcileFailed` and the real message, and a Warning Event, once per distinct
         message (the next successful pass sets Degraded again from the plan). Written on
-        the raw status, so that even a spec the models cannot parse is reported."""
+        the raw status, so that even a spec the models cannot parse is reported. The
+        `failures`-th failure in a row of a canary rolls it back (`_fail_safe`)."""
         message = describe(error)
         try:
             body = self.kube.get(MODEL_DEPLOYMENT, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            if self._fail_safe(body, message, failures):
                 return
             status = dict(body.get("status") or {})
             conditions = [dict(c) for c in status.get("conditions") or []]
@@ -228,6 +239,40 @@ class Reconciler:
             self.events.post(stored, Event(reasons.RECONCILE_FAILED, message, "Warning"))
         except Exception as report_error:  # the report is best effort; the error is raised
             log.debug("could not report the failure of %s/%s: %s", namespace, name, report_error)
+
+    def _fail_safe(self, body: dict[str, Any], message: str, failures: int) -> bool:
+        """Take traffic off a canary without the planner once reconciling its object
+        failed `failures` times in a row (rung.plan.fail_safe): status first (RollingBack,
+        announced through the outbox), then the router's patches on the live objects.
+        Whether it acted; its own failures are logged, never raised."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+            if not fail_safe_due(status, failures):
+                return False
+            md = ModelDeployment.from_body(body)
+            now = self.clock()
+            rolled_back, events = fail_safe_rollback(status, message, failures, md.generation, now)
+            outbox = [*status.outbox, *_outbox_entries(events, now)]
+            result = ReconcileResult()
+            body = self._write_status(body, _outboxed(rolled_back, outbox), result)
+            patches = router_of(md).traffic_to_stable(md, _live_objects(self._live(md)))
+            for patch in patches:
+                self.kube.patch(patch.kind, namespace, patch.name, patch.patch)
+            if events or patches:
+                log.warning(
+                    "%s/%s: %d reconciles in a row failed during the canary; fail-safe: "
+                    "traffic moved to stable (%s)",
+                    namespace,
+                    name,
+                    failures,
+                    ", ".join(f"{p.kind.kind}/{p.name}" for p in patches) or "already there",
+                )
+            self._deliver(body, outbox, result)
+            return bool(events or patches)
+        except Exception as error:
+            log.warning("%s/%s: the fail-safe rollback failed: %s", namespace, name, error)
+            return False
 
     def _reconcile_with_retries(self, namespace: str, name: str) -> ReconcileResult:
         with self._lock(namespace, name):

@@ -602,6 +602,115 @@ def test_decisions_not_delivered_when_the_operator_dies_are_delivered_after_rest
     assert set(sink.ids("Deploying")) == {entry["id"]}  # re-sent with its id: de-duplicable
 
 
+# --- a planner that fails mid-canary: the fail-safe -------------------------------------
+
+FAIL_PLANNING = "test.rung.dev/fail-planning"
+PLANNING_FAULT = f"""
+# A fault injected into the operator process for the test of the fail-safe (not part of
+# Rung): planning raises for every ModelDeployment annotated {FAIL_PLANNING}.
+import rung.reconciler
+
+_plan = rung.reconciler.plan
+
+
+def _failing_plan(observation):
+    if "{FAIL_PLANNING}" in observation.md.annotations:
+        raise RuntimeError("injected planning fault")
+    return _plan(observation)
+
+
+rung.reconciler.plan = _failing_plan
+"""
+
+
+def _canary_percent(api: client.ApiClient, namespace: str, name: str, router: str) -> int:
+    """The share of requests the cluster's objects give the canary now."""
+    if router == "kserve":
+        return _isvc_canary_percent(api, namespace, name) or 0
+    try:
+        route = custom(api).get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
+        )
+    except ApiException:
+        return 0
+    refs = [r for rule in route["spec"]["rules"] for r in rule.get("backendRefs") or []]
+    return sum(int(r.get("weight", 1)) for r in refs if r["name"] == f"{name}-canary-predictor")
+
+
+@pytest.mark.usefixtures("rung_crds")
+@pytest.mark.parametrize(
+    ("router", "patched"), [("kserve", "InferenceService"), ("gateway-api", "HTTPRoute")]
+)
+def test_a_canary_whose_planning_keeps_failing_is_rolled_back_by_the_fail_safe(
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    restart_namespace: str,
+    crafted: CraftedPrometheus,
+    tmp_path: Path,
+    router: str,
+    patched: str,
+) -> None:
+    """A canary holds 50 % when planning starts to raise for its object (a fault injected
+    into the operator process through sitecustomize: the only way to give a real operator
+    a bug). At the third failure in a row the operator, without the planner, writes
+    RollingBack and takes the canary out of the traffic path (the real KServe webhooks
+    accept the patch, its controller removes the canary); once planning works again the
+    rollout ends RolledBack as any other. For both routers: KServe's canary entry, and
+    Rung's HTTPRoute."""
+    import os
+
+    namespace, name = restart_namespace, "failsafe"
+    fault = tmp_path / "fault"
+    fault.mkdir()
+    (fault / "sitecustomize.py").write_text(PLANNING_FAULT)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(fault), os.environ.get("PYTHONPATH")]))}
+    crafted.set(name, "value:0")
+    body = canary_md(name, namespace, crafted.url_for(name), router=router)
+    body["spec"]["rollout"].update(interval="10m", progressDeadline="15m")  # hold at 50 %
+    with run_operator(kubeconfig, tmp_path / "op.log", "-n", namespace, env=env) as op:
+        create_md(kube_api, body)
+        watch_md(kube_api, namespace, name, _ready_v1, "v1 Ready")
+        to_v2(kube_api, namespace, name)
+        watch_md(kube_api, namespace, name, lambda o: _canary_weight(o) == 50, "canary at 50%")
+        wait_until(
+            lambda: _canary_percent(kube_api, namespace, name, router) == 50, "routed at 50%"
+        )
+
+        patch_md(kube_api, namespace, name, {"metadata": {"annotations": {FAIL_PLANNING: "1"}}})
+        broken = time.monotonic()
+        md = watch_md(
+            kube_api, namespace, name, lambda o: _phase(o) == "RollingBack", "RollingBack"
+        )
+        wait_until(
+            lambda: _canary_percent(kube_api, namespace, name, router) == 0,
+            "no request routed to the canary",
+        )
+        took = time.monotonic() - broken
+        print(f"recovery: planning broken -> canary out of the traffic path in {took:.1f}s")
+        assert _canary_weight(md) == 0
+        assert is_condition(md, "Degraded", "True")
+        assert "RuntimeError: injected planning fault" in condition(md, "Degraded")["message"]
+        assert md["status"]["history"][-1]["message"].startswith(
+            "FailSafeRollback: 3 reconciles in a row failed: RuntimeError: injected planning"
+        )
+        wait_until(
+            lambda: "FailSafeRollback" in reasons(kube_api, namespace, name),
+            "FailSafeRollback Event",
+        )
+        wait_until(
+            lambda: f"fail-safe: traffic moved to stable ({patched}/failsafe)" in op.log(),
+            "the fail-safe in the operator's log",
+        )
+
+        patch_md(kube_api, namespace, name, {"metadata": {"annotations": {FAIL_PLANNING: None}}})
+        md = watch_md(kube_api, namespace, name, lambda o: _phase(o) == "RolledBack", "RolledBack")
+    assert md["status"]["stable"]["version"] == "v1"
+    assert md["status"]["rejected"]["version"] == "v2"
+    degraded = condition(md, "Degraded")
+    assert degraded is not None
+    assert degraded["reason"] != "ReconcileFailed"  # the planner's own again
+
+
 # --- fuzzed input: refused naming a field, or reconciled -----------------------------------
 
 CRD = yaml.safe_load((ROOT / "crds" / "rung.dev_modeldeployments.yaml").read_text())

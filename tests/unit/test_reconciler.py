@@ -79,6 +79,25 @@ class FakeKube:
         self.put(stored)
         return stored
 
+    def patch(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386: None removes a key)."""
+        self.calls.append(f"patch {kind.kind}")
+
+        def merge(target: Any, change: Any) -> Any:
+            if not isinstance(change, dict):
+                return change
+            out = dict(target) if isinstance(target, dict) else {}
+            for key, value in change.items():
+                if value is None:
+                    out.pop(key, None)
+                else:
+                    out[key] = merge(out.get(key), value)
+            return out
+
+        stored = merge(self.objects[(kind.kind, namespace, name)], patch)
+        self.put(stored)
+        return copy.deepcopy(stored)
+
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self.calls.append(f"delete {kind.kind}")
         self.objects.pop((kind.kind, namespace, name), None)
@@ -472,3 +491,62 @@ def test_an_outbox_left_by_a_stopped_operator_is_delivered_by_the_next() -> None
     w.reconcile()
     assert [(e.reason, e.id) for e in w.events.events] == [("Promoted", "0123456789abcdef")]
     assert not w.md()["status"].get("outbox")
+
+
+# --- the fail-safe: a canary whose reconciles keep failing ------------------------------
+
+
+def test_a_canary_whose_reconciles_keep_failing_is_rolled_back_without_the_planner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in planning during a canary: reported at once, and at the third failure in
+    a row the canary is rolled back (status, then traffic) with the planner out of the
+    loop; later failures write nothing more."""
+    stable = {"version": "v1", "storageUri": "s3://models/fraud/v1", "hash": "h1"}
+    canary = {**stable, "version": "v2", "storageUri": "s3://models/fraud/v2", "hash": "h2"}
+    w = world(
+        level=2,
+        monitoring={"prometheus": {"url": "http://prometheus:9090"}},
+        rollout={"router": "kserve"},
+        status={
+            "phase": "Progressing",
+            "stable": stable,
+            "canary": {**canary, "weight": 25, "step": 1, "startedAt": f.NOW_TEXT},
+        },
+    )
+    isvc = f.live_isvc()
+    isvc["spec"]["canary"] = [{"predictor": {"name": "r-h2"}, "trafficPercent": 25}]
+    w.kube.put(isvc)
+
+    def broken_plan(observation: Any) -> Any:
+        raise KeyError("predictor")
+
+    monkeypatch.setattr("rung.reconciler.plan", broken_plan)
+    for attempt in range(1, 4):
+        with pytest.raises(KeyError):
+            w.reconcile()
+        status = w.md()["status"]
+        degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        assert (degraded["reason"], degraded["message"]) == (
+            "ReconcileFailed",
+            "KeyError: 'predictor'",
+        )
+        if attempt < 3:
+            assert status["phase"] == "Progressing"
+            assert "canary" in w.kube.objects[("InferenceService", f.NAMESPACE, f.NAME)]["spec"]
+    assert w.kube.writes() == [
+        "status ModelDeployment",
+        "patch InferenceService",
+        "status ModelDeployment",
+    ]
+    assert (status["phase"], status["canary"]["weight"]) == ("RollingBack", 0)
+    stored_isvc = w.kube.objects[("InferenceService", f.NAMESPACE, f.NAME)]
+    assert "canary" not in stored_isvc["spec"]
+    assert stored_isvc["spec"]["predictor"] == isvc["spec"]["predictor"]
+    assert [e.reason for e in w.events.events] == ["ReconcileFailed", "FailSafeRollback"]
+    assert "3 reconciles in a row failed" in w.events.events[-1].message
+    assert not status.get("outbox")
+
+    with pytest.raises(KeyError):
+        w.reconcile()
+    assert w.kube.writes() == []  # traffic already on stable, all reported

@@ -61,6 +61,8 @@ GIT_WRITE_FAILED = "GitWriteFailed"
 RECONCILE_FAILED = "ReconcileFailed"
 APPLY_FAILED = "ApplyFailed"
 APPLY_REFUSED = "ApplyRefused"
+FAIL_SAFE_ROLLBACK = "FailSafeRollback"
+"""A canary rolled back because reconciling its object kept failing (rung.plan.fail_safe)."""
 
 # Retraining (level 3)
 RETRAINING_STARTED = "RetrainingStarted"

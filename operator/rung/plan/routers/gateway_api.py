@@ -17,7 +17,7 @@ from rung.api.status import ModelRef
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION, build_inference_service
 from rung.plan.live import LiveObjects, annotation, condition_true, predictor_ready
 from rung.plan.promql import Targets
-from rung.plan.routers.base import Traffic
+from rung.plan.routers.base import Traffic, TrafficPatch, route_to_stable
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 PREDICTOR_PORT = 80
@@ -134,6 +134,10 @@ class GatewayApiRouter:
 
     def promotes_in_place(self, md: ModelDeployment, stable: ModelRef, canary: ModelRef) -> bool:
         return True  # the stable InferenceService takes the canary's model
+
+    def traffic_to_stable(self, md: ModelDeployment, live: LiveObjects) -> list[TrafficPatch]:
+        patch = route_to_stable(live.http_routes.get(md.name), {f"{canary_name(md)}-predictor"})
+        return [] if patch is None else [patch]
 
     def targets(
         self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects

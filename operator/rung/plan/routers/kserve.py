@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rung.api.kinds import INFERENCE_SERVICE
 from rung.api.resource import ModelDeployment
 from rung.api.status import ModelRef
 from rung.plan.inference_service import (
@@ -31,7 +32,7 @@ from rung.plan.live import (
     stable_predictor_name,
 )
 from rung.plan.promql import Targets
-from rung.plan.routers.base import Traffic
+from rung.plan.routers.base import Traffic, TrafficPatch
 
 
 def canary_predictor_name(canary: ModelRef) -> str:
@@ -158,6 +159,17 @@ class KServeRouter:
         if md.spec.serving.deployment_mode == "Serverless":
             return True
         return canary.storage_uri == stable.storage_uri
+
+    def traffic_to_stable(self, md: ModelDeployment, live: LiveObjects) -> list[TrafficPatch]:
+        """Drop the canary entry (RawDeployment: KServe removes its Deployment and routes
+        everything to stable), or give the latest revision 0 % (Serverless)."""
+        spec = (live.inference_services.get(md.name) or {}).get("spec") or {}
+        if spec.get("canary"):
+            return [TrafficPatch(INFERENCE_SERVICE, md.name, {"spec": {"canary": None}})]
+        if (spec.get("predictor") or {}).get("canaryTrafficPercent") not in (None, 0):
+            patch = {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
+            return [TrafficPatch(INFERENCE_SERVICE, md.name, patch)]
+        return []
 
     def targets(
         self, md: ModelDeployment, stable: ModelRef, canary: ModelRef | None, live: LiveObjects

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from rung.api.kinds import LLM_INFERENCE_SERVICE
 from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelSource
 from rung.api.status import ModelRef
@@ -40,7 +41,7 @@ from rung.plan.llm_inference_service import (
     workload_service,
 )
 from rung.plan.promql import Targets
-from rung.plan.routers.base import Traffic
+from rung.plan.routers.base import Traffic, TrafficPatch, route_to_stable
 
 LLM_ROUTER = "llm"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -154,6 +155,24 @@ class LlmRouter:
 
     def canary_mirrored(self, md: ModelDeployment, live: LiveObjects) -> bool:
         return False
+
+    def traffic_to_stable(self, md: ModelDeployment, live: LiveObjects) -> list[TrafficPatch]:
+        """Rung's HTTPRoute (an external provider takes part) or the route group's
+        weights: the canary's 0, stable's 100."""
+        canary = canary_name(md)
+        route = live.http_routes.get(md.name)
+        if route is not None:
+            names = {external_service(canary), workload_service(canary)}
+            to_stable = route_to_stable(route, names)
+            return [] if to_stable is None else [to_stable]
+        patches = []
+        for name, weight in ((canary, 0), (md.name, 100)):
+            isvc = live.llm_inference_services.get(name) or {}
+            route_spec = (((isvc.get("spec") or {}).get("router") or {}).get("route")) or {}
+            if route_spec.get("weight") not in (None, weight):
+                patch = {"spec": {"router": {"route": {"weight": weight}}}}
+                patches.append(TrafficPatch(LLM_INFERENCE_SERVICE, name, patch))
+        return patches
 
     def canary_ready(self, md: ModelDeployment, canary: ModelRef, live: LiveObjects) -> bool:
         return slot_ready(live, canary_name(md), canary)

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from rung.api.resource import OWNER_LABEL
-from rung.kube import MODEL_DEPLOYMENT, Kind, Kube
+from rung.kube import MODEL_DEPLOYMENT, Kind, Kube, ObjectGoneError
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -74,6 +74,15 @@ class ObjectCache:
         with self._lock:
             key = (namespace, name)
             self._unindex(kind, key, self._objects.get(kind, {}).pop(key, None))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop a ModelDeployment found gone, and every object labelled as its (their
+        DELETED events may never come: kopf stops watching a terminating namespace)."""
+        with self._lock:
+            self._objects.get(MODEL_DEPLOYMENT, {}).pop((namespace, name), None)
+            for kind, objects in self._objects.items():
+                for owned in self._by_owner.get(kind, {}).pop((namespace, name), set()):
+                    objects.pop((namespace, owned), None)
 
     def replace_all(self, kind: Kind, objects: Iterable[Obj]) -> None:
         """The complete set of `kind` (a priming list); the kind counts as synced."""
@@ -183,7 +192,11 @@ class CachedKube(Kube):
         self.cache.remove(kind, namespace, name)
 
     def replace_status(self, body: Obj, status: Obj) -> Obj:
-        stored = super().replace_status(body, status)
+        try:
+            stored = super().replace_status(body, status)
+        except ObjectGoneError as gone:
+            self.cache.forget(gone.namespace, gone.name)
+            raise
         self.cache.put(MODEL_DEPLOYMENT, stored)
         return stored
 

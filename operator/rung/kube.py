@@ -103,6 +103,15 @@ def _resource(url: str) -> str:
     return parts[0] if parts else "discovery"
 
 
+class ObjectGoneError(Exception):
+    """The ModelDeployment no longer exists (its DELETED event may never have come: kopf
+    stops watching a namespace as soon as it is terminating)."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f"ModelDeployment {namespace}/{name} no longer exists")
+        self.namespace, self.name = namespace, name
+
+
 class KubeEvents:
     """Posts decisions as core/v1 Events on the ModelDeployment, from component `rung`.
 
@@ -309,7 +318,8 @@ class Kube:
                 raise
 
     def replace_status(self, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """Write the whole status of a ModelDeployment, conditional on its resourceVersion."""
+        """Write the whole status of a ModelDeployment, conditional on its resourceVersion;
+        ObjectGoneError when it no longer exists."""
         meta = body["metadata"]
         new_body = {
             "apiVersion": MODEL_DEPLOYMENT.api_version,
@@ -322,15 +332,20 @@ class Kube:
             "spec": body.get("spec", {}),
             "status": status,
         }
-        obj = self.custom.replace_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            meta["namespace"],
-            PLURAL,
-            meta["name"],
-            new_body,
-            field_manager=FIELD_MANAGER,
-        )
+        try:
+            obj = self.custom.replace_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                PLURAL,
+                meta["name"],
+                new_body,
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise ObjectGoneError(meta["namespace"], meta["name"]) from error
+            raise
         return cast(dict[str, Any], obj)
 
     def has_crd(self, kind: Kind) -> bool:

@@ -30,6 +30,7 @@ from rung.kube import (
     SERVICE,
     Kind,
     Kube,
+    ObjectGoneError,
     kind_of,
 )
 from rung.metrics import (
@@ -279,6 +280,12 @@ class Reconciler:
             for attempt in range(1, CONFLICT_ATTEMPTS + 1):
                 try:
                     return self._reconcile(namespace, name, fresh=attempt > 1)
+                except ObjectGoneError:
+                    # Deleted without a DELETED event (its namespace went): nothing to do,
+                    # nothing to retry; the cache has forgotten it and what it owned.
+                    log.debug("%s/%s no longer exists", namespace, name)
+                    self._failures.pop((namespace, name), None)
+                    return ReconcileResult()
                 except ApiException as error:
                     if error.status == 409 and attempt < CONFLICT_ATTEMPTS:
                         # Someone wrote the object between our read and our status write

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rung.cache import ObjectCache
 from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT
 
@@ -82,3 +84,45 @@ def test_an_object_relabelled_moves_to_its_new_owner() -> None:
     ]
     cache.remove(INFERENCE_SERVICE, "a", "shared")
     assert cache.owned(INFERENCE_SERVICE, "a", "other", UID) == []
+
+
+def test_a_model_deployment_found_gone_is_forgotten_with_what_it_owned() -> None:
+    """kopf stops watching a terminating namespace, so DELETED events may never come: a
+    ModelDeployment whose status write finds it gone leaves the cache with its objects."""
+    cache = ObjectCache()
+    md = {"metadata": {"name": "fraud", "namespace": "a", "resourceVersion": "1"}}
+    cache.put(MODEL_DEPLOYMENT, md)
+    cache.put(MODEL_DEPLOYMENT, {"metadata": {**md["metadata"], "name": "other"}})
+    cache.put(INFERENCE_SERVICE, isvc("fraud", "1"))
+    cache.put(INFERENCE_SERVICE, isvc("fraud-canary", "2"))
+    cache.put(INFERENCE_SERVICE, isvc("other", "3", owner="other"))
+    cache.put(INFERENCE_SERVICE, isvc("fraud", "4", ns="b"))
+    cache.forget("a", "fraud")
+    assert cache.keys(MODEL_DEPLOYMENT) == [("a", "other")]
+    assert sorted(cache.keys(INFERENCE_SERVICE)) == [("a", "other"), ("b", "fraud")]
+    assert cache.labelled(INFERENCE_SERVICE, "a", "fraud") == []
+
+
+def test_a_status_write_that_finds_the_object_gone_forgets_it() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from rung.cache import CachedKube
+    from rung.kube import Kube, ObjectGoneError
+
+    class Gone:
+        def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any:
+            raise ApiException(status=404, reason="Not Found")
+
+    kube = Kube.__new__(Kube)
+    kube.custom = Gone()  # type: ignore[assignment]
+    cache = ObjectCache()
+    cached = CachedKube.__new__(CachedKube)
+    cached.custom, cached.cache = kube.custom, cache
+    body = {"metadata": {"name": "fraud", "namespace": "a", "resourceVersion": "1"}, "spec": {}}
+    cache.put(MODEL_DEPLOYMENT, body)
+    cache.put(INFERENCE_SERVICE, isvc("fraud", "1"))
+    with pytest.raises(ObjectGoneError) as gone:
+        cached.replace_status(body, {"phase": "Ready"})
+    assert (gone.value.namespace, gone.value.name) == ("a", "fraud")
+    assert cache.keys(MODEL_DEPLOYMENT) == []
+    assert cache.keys(INFERENCE_SERVICE) == []

@@ -18,7 +18,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, Kind, kind_of
+from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, Kind, ObjectGoneError, kind_of
 from rung.metrics import MetricsUnavailableError
 from rung.plan.events import Event
 from rung.reconciler import Reconciler, TransientError
@@ -38,6 +38,8 @@ class FakeKube:
     fail_apply: ApiException | None = None
     conflicts: int = 0
     """How many status writes answer 409 before one succeeds."""
+    gone: bool = False
+    """The ModelDeployment was deleted behind the cache's back (status writes: 404)."""
     api_client: Any = None
 
     def put(self, obj: Obj) -> None:
@@ -104,6 +106,8 @@ class FakeKube:
 
     def replace_status(self, body: Obj, status: Obj) -> Obj:
         self.calls.append("status ModelDeployment")
+        if self.gone:
+            raise ObjectGoneError(f.NAMESPACE, f.NAME)
         if self.conflicts:
             self.conflicts -= 1
             raise ApiException(status=409, reason="Conflict")
@@ -371,6 +375,17 @@ def test_a_reconcile_that_fails_is_degraded_with_the_message_and_one_event() -> 
     w.reconcile()
     degraded = next(c for c in w.md()["status"]["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] != "ReconcileFailed"
+
+
+def test_an_object_found_gone_is_dropped_quietly_and_not_retried() -> None:
+    """Its namespace went and no DELETED event came: the status write's 404 ends it, with
+    no error, no report, no retry (it was retried forever, every 60 s)."""
+    w = world(level=1, monitoring={"prometheus": {"url": "http://prometheus:9090"}})
+    w.kube.gone = True
+    result = w.reconcile()
+    assert result.requeue_after is None
+    assert w.kube.writes() == ["status ModelDeployment"]
+    assert w.events.events == []
 
 
 def test_transient_errors_are_not_reported_as_failures() -> None:

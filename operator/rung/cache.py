@@ -58,6 +58,7 @@ class ObjectCache:
         return not self._patterns or any(fnmatch.fnmatch(namespace, p) for p in self._patterns)
 
     def put(self, kind: Kind, obj: Obj) -> None:
+        obj = slim(obj)
         meta = obj.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         with self._lock:
@@ -67,7 +68,7 @@ class ObjectCache:
             if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
                 return
             self._unindex(kind, key, old)
-            objects[key] = copy.deepcopy(dict(obj))
+            objects[key] = obj
             self._index(kind, key, objects[key])
 
     def remove(self, kind: Kind, namespace: str, name: str) -> None:
@@ -90,7 +91,7 @@ class ObjectCache:
         for obj in objects:
             meta = obj["metadata"]
             if self.watches(meta["namespace"]):
-                fresh[(meta["namespace"], meta["name"])] = copy.deepcopy(obj)
+                fresh[(meta["namespace"], meta["name"])] = slim(obj)
         with self._lock:
             current = self._objects.get(kind, {})
             for key, obj in current.items():  # watch events newer than the list win
@@ -144,6 +145,22 @@ class ObjectCache:
     def keys(self, kind: Kind) -> list[Key]:
         with self._lock:
             return list(self._objects.get(kind, {}))
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: Obj) -> Obj:
+    """A deep copy of `obj` without what Rung never reads and the API server repeats on
+    every object: `metadata.managedFields` (40-50 % of an InferenceService, Deployment
+    or ModelDeployment as stored) and kubectl's last-applied annotation (a copy of the
+    spec). Controller-runtime's caches strip managedFields the same way."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    trimmed_meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        trimmed_meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return copy.deepcopy({**obj, "metadata": trimmed_meta}) if meta else copy.deepcopy(dict(obj))
 
 
 class CachedKube(Kube):

@@ -126,3 +126,24 @@ def test_a_status_write_that_finds_the_object_gone_forgets_it() -> None:
     assert (gone.value.namespace, gone.value.name) == ("a", "fraud")
     assert cache.keys(MODEL_DEPLOYMENT) == []
     assert cache.keys(INFERENCE_SERVICE) == []
+
+
+def test_the_cache_keeps_no_managed_fields_nor_kubectl_last_applied() -> None:
+    """What Rung never reads and every object repeats (about two thirds of a cached
+    InferenceService, Deployment and ModelDeployment in memory)."""
+    from rung.cache import LAST_APPLIED
+
+    stored = isvc("fraud", "1")
+    stored["metadata"]["managedFields"] = [{"manager": "rung", "fieldsV1": {"f:spec": {}}}]
+    stored["metadata"]["annotations"] = {LAST_APPLIED: "{...}", "rung.dev/applied-hash": "h"}
+    cache = ObjectCache()
+    cache.put(INFERENCE_SERVICE, stored)
+    cache.replace_all(MODEL_DEPLOYMENT, [{**stored, "kind": "ModelDeployment"}])
+    for kind in (INFERENCE_SERVICE, MODEL_DEPLOYMENT):
+        found = cache.get(kind, "a", "fraud")
+        assert found is not None
+        assert "managedFields" not in found["metadata"]
+        assert found["metadata"]["annotations"] == {"rung.dev/applied-hash": "h"}
+        assert found["metadata"]["labels"] == stored["metadata"]["labels"]
+    assert "managedFields" in stored["metadata"]  # the caller's object is left alone
+    assert LAST_APPLIED in stored["metadata"]["annotations"]

@@ -85,6 +85,17 @@ class ObjectCache:
                 for owned in self._by_owner.get(kind, {}).pop((namespace, name), set()):
                     objects.pop((namespace, owned), None)
 
+    def forget_namespace(self, namespace: str) -> None:
+        """Drop every object of a namespace that is going away (kopf stops watching it
+        while it terminates, so the DELETED events of what it holds never come)."""
+        with self._lock:
+            for kind, objects in self._objects.items():
+                for key in [k for k in objects if k[0] == namespace]:
+                    del objects[key]
+                owners = self._by_owner.get(kind, {})
+                for key in [k for k in owners if k[0] == namespace]:
+                    del owners[key]
+
     def replace_all(self, kind: Kind, objects: Iterable[Obj]) -> None:
         """The complete set of `kind` (a priming list); the kind counts as synced."""
         fresh = {}

@@ -181,6 +181,8 @@ def build_registry(
     for kind in (*OWNED_KINDS, *READ_KINDS):
         _register_owned(registry, controller, kind)
     _register_jobs(registry, controller)
+    if any(set(pattern) & set("*?[") for pattern in settings.namespaces):
+        _register_namespaces(registry, controller)
     return registry
 
 
@@ -233,6 +235,21 @@ def _register_owned(registry: kopf.OperatorRegistry, controller: Controller, kin
     ) -> None:
         _update_cache(controller, kind, type, body)
         controller.enqueue(namespace, labels.get(OWNER_LABEL))
+
+
+def _register_namespaces(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    # With glob patterns kopf watches each matching namespace apart and stops as soon
+    # as one is terminating: the DELETED events of the objects in it never come. Forget
+    # them here, or their wake-ups would run on in the cache forever. (kopf watches the
+    # namespaces anyway to match the patterns; its RBAC is already required.)
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def on_namespace(type: str | None, body: kopf.Body, name: str | None, **_: Any) -> None:
+        kube = controller.kube
+        terminating = type == "DELETED" or bool(
+            (body.get("metadata") or {}).get("deletionTimestamp")
+        )
+        if kube is not None and name and terminating and kube.cache.watches(name):
+            kube.cache.forget_namespace(name)
 
 
 def _register_jobs(registry: kopf.OperatorRegistry, controller: Controller) -> None:

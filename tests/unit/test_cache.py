@@ -147,3 +147,18 @@ def test_the_cache_keeps_no_managed_fields_nor_kubectl_last_applied() -> None:
         assert found["metadata"]["labels"] == stored["metadata"]["labels"]
     assert "managedFields" in stored["metadata"]  # the caller's object is left alone
     assert LAST_APPLIED in stored["metadata"]["annotations"]
+
+
+def test_a_namespace_going_away_takes_its_objects_out_of_the_cache() -> None:
+    cache = ObjectCache()
+    cache.put(MODEL_DEPLOYMENT, {"metadata": {"name": "fraud", "namespace": "a"}})
+    cache.put(MODEL_DEPLOYMENT, {"metadata": {"name": "fraud", "namespace": "b"}})
+    cache.put(INFERENCE_SERVICE, isvc("fraud", "1"))
+    cache.put(INFERENCE_SERVICE, isvc("fraud", "2", ns="b"))
+    cache.forget_namespace("a")
+    assert cache.keys(MODEL_DEPLOYMENT) == [("b", "fraud")]
+    assert cache.keys(INFERENCE_SERVICE) == [("b", "fraud")]
+    assert cache.labelled(INFERENCE_SERVICE, "a", "fraud") == []
+    assert [
+        o["metadata"]["namespace"] for o in cache.labelled(INFERENCE_SERVICE, "b", "fraud")
+    ] == ["b"]

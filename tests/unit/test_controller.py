@@ -124,3 +124,23 @@ def test_without_an_elector_everything_is_reconciled() -> None:
 
     asyncio.run(main())
     assert sorted(reconciler.calls) == [("ns", "a"), ("other", "b")]
+
+
+def test_namespaces_are_watched_only_to_forget_those_a_glob_pattern_loses() -> None:
+    """With glob patterns kopf stops watching a terminating namespace (DELETED events of
+    its objects never come), so the operator follows namespaces itself; with exact names
+    or everything, it needs no watch on namespaces (nor the RBAC for one)."""
+    from unittest import mock
+
+    from rung.handlers import build_registry
+
+    def watched(*namespaces: str) -> set[str]:
+        registry = build_registry(mock.MagicMock(), OperatorSettings(namespaces=namespaces))
+        return {
+            str(h.selector.any_name) for h in registry._watching.get_all_handlers() if h.selector
+        }
+
+    assert "namespaces" in watched("t-*")
+    assert "namespaces" in watched("team-a", "ml-?")
+    assert "namespaces" not in watched("team-a", "team-b")
+    assert "namespaces" not in watched()

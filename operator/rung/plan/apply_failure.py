@@ -72,15 +72,9 @@ def after_apply_failure(
     history = list(status.history)
     if status.canary is not None and status.phase in ROLLOUT_PHASES_TO_ABORT:
         if any(f.refused for f in failures):
-            assert status.stable is not None
-            state = RolloutState(
-                stable=status.stable,
-                canary=status.canary,
-                phase=status.phase,
-                analysis=status.analysis,
-                rejected=status.rejected,
+            decision = rollback(
+                RolloutState.of(status), at, APPLY_REFUSED, f"the cluster refused it: {message}"
             )
-            decision = rollback(state, at, APPLY_REFUSED, f"the cluster refused it: {message}")
             update.update(phase=decision.state.phase, canary=decision.state.canary)
             events += decision.events
             history += decision.history

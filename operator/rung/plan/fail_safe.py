@@ -51,19 +51,14 @@ def fail_safe_rollback(
     a canary (`fail_safe_due`): RollingBack at weight 0, Degraded with the message.
     Already RollingBack: unchanged, nothing announced."""
     assert fail_safe_due(status, failures)
-    assert status.stable is not None
     if status.phase == "RollingBack":
         return status, []
     at = timestamp(now)
-    state = RolloutState(
-        stable=status.stable,
-        canary=status.canary,
-        phase=status.phase,
-        analysis=status.analysis,
-        rejected=status.rejected,
-    )
     decision = rollback(
-        state, at, reasons.FAIL_SAFE_ROLLBACK, f"{failures} reconciles in a row failed: {message}"
+        RolloutState.of(status),
+        at,
+        reasons.FAIL_SAFE_ROLLBACK,
+        f"{failures} reconciles in a row failed: {message}",
     )
     conditions = cond.set_condition(
         status.conditions,

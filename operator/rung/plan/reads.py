@@ -123,15 +123,7 @@ def rollout_settings(md: ModelDeployment, ladder: LadderResult) -> RolloutSettin
 
 def rollout_state(md: ModelDeployment) -> RolloutState:
     """The rollout part of status (a stable model must exist)."""
-    old = md.status
-    assert old.stable is not None
-    return RolloutState(
-        stable=old.stable,
-        canary=old.canary,
-        phase=old.phase,
-        analysis=old.analysis,
-        rejected=old.rejected,
-    )
+    return RolloutState.of(md.status)
 
 
 def canary_on(md: ModelDeployment, ladder: LadderResult) -> bool:

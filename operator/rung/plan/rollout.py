@@ -30,6 +30,7 @@ from rung.api.status import (
     CanaryStatus,
     CheckResult,
     HistoryEntry,
+    ModelDeploymentStatus,
     ModelRef,
     Phase,
     RejectedModel,
@@ -82,6 +83,18 @@ class RolloutState:
     phase: Phase | None = None
     analysis: AnalysisStatus | None = None
     rejected: RejectedModel | None = None
+
+    @classmethod
+    def of(cls, status: ModelDeploymentStatus) -> RolloutState:
+        """The rollout part of `status` (a stable model must exist)."""
+        assert status.stable is not None
+        return cls(
+            stable=status.stable,
+            canary=status.canary,
+            phase=status.phase,
+            analysis=status.analysis,
+            rejected=status.rejected,
+        )
 
 
 @dataclass(frozen=True)

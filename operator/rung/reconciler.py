@@ -134,9 +134,9 @@ class Reconciler:
         self._launcher_factory = launchers or (lambda name: launcher_for(name, kube.api_client))
         self._launchers: dict[str, Launcher] = {}
         self._launch_failures: dict[tuple[str, str, str], str] = {}
+        """Why the last launch of a run failed, by (namespace, name, run), in this process."""
         self._failures: dict[tuple[str, str], int] = {}
         """Failed reconciles in a row, by object (the fail-safe counts them)."""
-        """Why the last launch of a run failed, by (namespace, name, run), in this process."""
         self.git = git or GitWriter()
         """Writes decisions back to Git (spec.gitops)."""
 

@@ -430,13 +430,19 @@ def test_llm_canary_with_three_times_stables_ttft_is_rolled_back_on_the_relative
 # --- an external provider ---------------------------------------------------------------
 
 
-def _secret(api: client.ApiClient, namespace: str, value: str) -> None:
+def _provider_key(api: client.ApiClient, namespace: str, tmp_path: Path) -> tuple[str, Path]:
+    """A fresh API key: in the Secret `provider-key` (what the ModelDeployment names) and
+    in a file for the test server playing the provider. Returns both."""
+    value = "sk-" + secrets.token_hex(16)
     client.CoreV1Api(api).create_namespaced_secret(
         namespace,
         client.V1Secret(
             metadata=client.V1ObjectMeta(name="provider-key"), string_data={"apiKey": value}
         ),
     )
+    key_file = tmp_path / "key"
+    key_file.write_text(value)
+    return value, key_file
 
 
 def _gateway_credentials(
@@ -469,10 +475,7 @@ def _gateway_credentials(
 def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_the_secret(
     kube_api: client.ApiClient, namespace: str, tmp_path: Path, operator: Any
 ) -> None:
-    value = "sk-" + secrets.token_hex(16)
-    _secret(kube_api, namespace, value)
-    key_file = tmp_path / "key"
-    key_file.write_text(value)
+    value, key_file = _provider_key(kube_api, namespace, tmp_path)
     with (
         LLMInferenceServiceStandIn(kube_api, namespace),
         bench(
@@ -484,19 +487,7 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
             stable_headers=_gateway_credentials(kube_api, namespace),
         ) as b,
     ):
-        port = b.stable.port
-        external = {
-            "kind": "llm",
-            "format": "openai",
-            "source": "external",
-            "version": "provider",
-            "external": {
-                "endpoint": f"http://localhost:{port}/v1",
-                "model": "assistant",
-                "credentialsSecretRef": {"name": "provider-key"},
-            },
-        }
-        body = level2_llm(namespace, b.prometheus.url, external)
+        body = level2_llm(namespace, b.prometheus.url, _external(b.stable.port))
         body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
         create_md(kube_api, body)
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "provider Ready", 90)
@@ -533,14 +524,17 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
     _assert_nowhere_but_the_secret(kube_api, namespace, value, operator.log())
 
 
+NOT_SELF_HOSTED = {"storageUri": None, "resources": None}
+"""What a merge patch to an external provider removes from a self-hosted spec.model."""
+
+
 def _external(port: int, version: str = "provider") -> Obj:
+    """spec.model for the test server playing an OpenAI-compatible provider."""
     return {
         "kind": "llm",
         "format": "openai",
         "source": "external",
         "version": version,
-        "storageUri": None,
-        "resources": None,
         "external": {
             "endpoint": f"http://localhost:{port}/v1",
             "model": "assistant",
@@ -553,10 +547,7 @@ def _external(port: int, version: str = "provider") -> Obj:
 def test_self_hosted_model_canaried_back_to_an_external_provider(
     kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
-    value = "sk-" + secrets.token_hex(16)
-    _secret(kube_api, namespace, value)
-    key_file = tmp_path / "key"
-    key_file.write_text(value)
+    _, key_file = _provider_key(kube_api, namespace, tmp_path)
     with (
         LLMInferenceServiceStandIn(kube_api, namespace),
         bench(
@@ -572,7 +563,12 @@ def test_self_hosted_model_canaried_back_to_an_external_provider(
         body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
         create_md(kube_api, body)
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "v1 Ready", 90)
-        patch_md(kube_api, namespace, NAME, {"spec": {"model": _external(b.canary.port)}})
+        patch_md(
+            kube_api,
+            namespace,
+            NAME,
+            {"spec": {"model": {**_external(b.canary.port), **NOT_SELF_HOSTED}}},
+        )
         seen, md = _md_weights(
             kube_api,
             namespace,

@@ -37,6 +37,19 @@ def llm(resources: dict[str, Any] | None = GPU, replicas: int = 1, **model: Any)
     )
 
 
+def external_llm() -> Any:
+    """An LLM served by an external provider (with the GPU spec it would need in-house)."""
+    return llm(
+        storageUri=None,
+        source="external",
+        external={
+            "endpoint": "https://api.example.com/v1",
+            "model": "m",
+            "credentialsSecretRef": {"name": "key"},
+        },
+    )
+
+
 def test_both_costs_and_the_break_even() -> None:
     cost = llm_cost(llm(), PRICES, USAGE)
     assert cost is not None
@@ -98,15 +111,7 @@ def test_not_an_llm_has_no_build_vs_buy() -> None:
 
 
 def test_an_external_deployment_is_priced_as_bought_and_as_if_self_hosted() -> None:
-    md = llm(
-        storageUri=None,
-        source="external",
-        external={
-            "endpoint": "https://api.example.com/v1",
-            "model": "m",
-            "credentialsSecretRef": {"name": "key"},
-        },
-    )
+    md = external_llm()
     cost = llm_cost(md, PRICES, USAGE)
     assert cost is not None
     assert cost.self_hosted is False
@@ -168,15 +173,7 @@ def test_an_llm_needs_kserves_llm_inference_service_and_an_external_one_the_gate
     assert [(n.what, n.crds) for n in needs if n.kind == "component"] == [
         ("KServe LLMInferenceService", ("llminferenceservices.serving.kserve.io",))
     ]
-    external = llm(
-        storageUri=None,
-        source="external",
-        external={
-            "endpoint": "https://api.example.com/v1",
-            "model": "m",
-            "credentialsSecretRef": {"name": "key"},
-        },
-    )
+    external = external_llm()
     needs = needs_at(external.spec, 0, cluster)
     assert [n.what for n in needs if n.kind == "component"] == ["Gateway API"]
     assert needs_at(f.md().spec, 0, cluster) == []

@@ -55,6 +55,7 @@ from rung.plan.gitops import (
 )
 from rung.plan.live import LiveObjects
 from rung.plan.observation import ClusterFeatures, Observation, Reading, RunOutcome
+from rung.plan.outbox import clear_in, undelivered
 from rung.plan.reads import ReadPlan, interpret, reads, router_of
 from rung.plan.reconcile import plan
 from rung.plan.retraining import LaunchRequest
@@ -137,6 +138,9 @@ class Reconciler:
         """Why the last launch of a run failed, by (namespace, name, run), in this process."""
         self._failures: dict[tuple[str, str], int] = {}
         """Failed reconciles in a row, by object (the fail-safe counts them)."""
+        self._delivered: dict[tuple[str, str], dict[str, float]] = {}
+        """Outbox ids this process has delivered that are still in status, by object,
+        with when (monotonic): the next status write drops them (rung.plan.outbox)."""
         self.git = git or GitWriter()
         """Writes decisions back to Git (spec.gitops)."""
 
@@ -285,6 +289,7 @@ class Reconciler:
                     # nothing to retry; the cache has forgotten it and what it owned.
                     log.debug("%s/%s no longer exists", namespace, name)
                     self._failures.pop((namespace, name), None)
+                    self._delivered.pop((namespace, name), None)
                     return ReconcileResult()
                 except ApiException as error:
                     if error.status == 409 and attempt < CONFLICT_ATTEMPTS:
@@ -315,8 +320,9 @@ class Reconciler:
         # announcements go into status.outbox in the same write, and leave it once
         # delivered: none is lost when the operator stops in between.
         decided = list(the_plan.events)
-        outbox = [*md.status.outbox, *_outbox_entries(decided, now)]
-        body = self._write_status(body, _outboxed(the_plan.status, outbox), result)
+        box = _Announcements.of(md.status.outbox, self._delivered_in((namespace, name), md))
+        box.add(_outbox_entries(decided, now))
+        body = self._write_decision(body, the_plan.status, box, result)
         if the_plan.launch is not None:
             launch_failures: list[Event] = []
             self._launch(the_plan.launch, launch_failures, result)
@@ -324,8 +330,8 @@ class Reconciler:
                 # Announced through the outbox like every decision: an operator that
                 # stops now still delivers them (once: each attempt has its own id).
                 decided.extend(launch_failures)
-                outbox += _outbox_entries(launch_failures, now)
-                body = self._write_status(body, _outboxed(the_plan.status, outbox), result)
+                box.add(_outbox_entries(launch_failures, now))
+                body = self._write_decision(body, the_plan.status, box, result)
         pipeline = md.spec.retraining.pipeline if md.spec.retraining else None
         for event in decided:
             outcome = reasons.RETRAINING_OUTCOMES.get(event.reason)
@@ -338,21 +344,18 @@ class Reconciler:
             failed, failure_events = after_apply_failure(
                 the_plan.status, failures, md.generation, now
             )
-            if _outboxed(failed, outbox).wire() != (body.get("status") or {}):
+            if _outboxed(failed, box.kept).wire() != (body.get("status") or {}):
                 log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
                 decided.extend(failure_events)
-                outbox += _outbox_entries(failure_events, now)
-            body = self._write_status(body, _outboxed(failed, outbox), result)
+                box.add(_outbox_entries(failure_events, now))
+            body = self._write_decision(body, failed, box, result)
         elif the_plan.status_when_applied is not None:
-            body = self._write_status(body, _outboxed(the_plan.status_when_applied, outbox), result)
-        body = self._deliver(body, outbox, result)
+            body = self._write_decision(body, the_plan.status_when_applied, box, result)
+        body = self._deliver(body, box.to_write, result)
         late: list[Event] = []  # decided after this pass's status (Git write-back)
         body, git_failed = self._write_back(body, now, result, late)
         result.events = decided + late
-        result.requeue_after = self._requeue_after(body, live, now)
-        if (body.get("status") or {}).get("outbox"):
-            # An audit CloudEvent still on its way: look again soon, to clear the outbox.
-            result.requeue_after = _no_later_than(result.requeue_after, OUTBOX_RETRY_SECONDS)
+        result.requeue_after = self._outbox_requeue(body, self._requeue_after(body, live, now))
         if git_failed:
             result.requeue_after = _no_later_than(result.requeue_after, GIT_RETRY_SECONDS)
         if failures:
@@ -512,19 +515,56 @@ class Reconciler:
     def _deliver(
         self, body: dict[str, Any], outbox: list[OutboxEntry], result: ReconcileResult
     ) -> dict[str, Any]:
-        """Post every outbox entry (idempotent by id); write the outbox without those now
-        fully delivered. Returns the object as stored."""
-        if not outbox:
-            return body
-        remaining = []
-        for entry in outbox:
+        """Post every outbox entry not delivered yet (idempotent by id) and remember those
+        delivered: the object's next status write drops them from status (no write of
+        their own now; rung.plan.outbox). Returns the object as stored."""
+        meta = body["metadata"]
+        delivered = self._delivered.setdefault((meta["namespace"], meta["name"]), {})
+        for entry in undelivered(outbox, delivered):
             event = Event(entry.reason, entry.message, entry.type, id=entry.id, time=entry.time)
-            if self.events.post(body, event) is False:
-                remaining.append(entry)
-        if len(remaining) == len(outbox):
+            if self.events.post(body, event) is not False:
+                delivered[entry.id] = self.clock().timestamp()
+        return body
+
+    def _delivered_in(self, key: tuple[str, str], md: ModelDeployment) -> dict[str, float]:
+        """The delivered ids still in `md`'s outbox (those gone from it are forgotten)."""
+        ids = {entry.id for entry in md.status.outbox}
+        kept = {i: at for i, at in self._delivered.get(key, {}).items() if i in ids}
+        if kept:
+            self._delivered[key] = kept
+        else:
+            self._delivered.pop(key, None)
+        return kept
+
+    def _write_decision(
+        self,
+        body: dict[str, Any],
+        status: ModelDeploymentStatus,
+        box: _Announcements,
+        result: ReconcileResult,
+    ) -> dict[str, Any]:
+        """`status` with the pass's announcements, the delivered ones dropped; no write
+        when dropping them would be its only change and can still wait."""
+        now = self.clock().timestamp()
+        waiting = clear_in(now - at for at in box.delivered.values())
+        if waiting and _outboxed(status, box.kept).wire() == (body.get("status") or {}):
             return body
-        stored = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        return self._write_status(body, stored.model_copy(update={"outbox": remaining}), result)
+        return self._write_status(body, _outboxed(status, box.to_write), result)
+
+    def _outbox_requeue(self, body: dict[str, Any], after: float | None) -> float | None:
+        """Look again soon while an announcement is undelivered; and, while delivered ones
+        are left in status, no later than when a write of their own is due to clear them."""
+        meta = body["metadata"]
+        ids = [e.get("id") for e in (body.get("status") or {}).get("outbox") or []]
+        delivered = self._delivered.get((meta["namespace"], meta["name"]), {})
+        if any(i not in delivered for i in ids):
+            # An Event or audit CloudEvent still on its way: try again soon.
+            return _no_later_than(after, OUTBOX_RETRY_SECONDS)
+        now = self.clock().timestamp()
+        waiting = clear_in(now - delivered[i] for i in ids if i in delivered)
+        if waiting is None:
+            return after
+        return _no_later_than(after, max(MIN_REQUEUE_SECONDS, waiting))
 
     def _write_status(
         self, body: dict[str, Any], status: ModelDeploymentStatus, result: ReconcileResult
@@ -700,6 +740,24 @@ def _outbox_entries(events: list[Event], now: datetime) -> list[OutboxEntry]:
         )
         for e in events
     ]
+
+
+@dataclass
+class _Announcements:
+    """One pass's view of status.outbox: `kept`, the entries as status holds them plus
+    those the pass adds; `to_write`, the same without the ones delivered already."""
+
+    kept: list[OutboxEntry]
+    to_write: list[OutboxEntry]
+    delivered: dict[str, float]
+
+    @classmethod
+    def of(cls, outbox: list[OutboxEntry], delivered: dict[str, float]) -> _Announcements:
+        return cls(list(outbox), undelivered(outbox, delivered), delivered)
+
+    def add(self, entries: list[OutboxEntry]) -> None:
+        self.kept += entries
+        self.to_write += entries
 
 
 def _outboxed(status: ModelDeploymentStatus, outbox: list[OutboxEntry]) -> ModelDeploymentStatus:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from rung.kube import INFERENCE_SERVICE, MODEL_DEPLOYMENT, Kind, ObjectGoneError, kind_of
 from rung.metrics import MetricsUnavailableError
 from rung.plan.events import Event
+from rung.plan.outbox import OUTBOX_CLEAR_SECONDS
 from rung.reconciler import Reconciler, TransientError
 from rung.settings import OperatorSettings
 
@@ -189,25 +190,55 @@ def test_read_plan_apply_then_idle() -> None:
 
     first = w.reconcile()
     assert first.applied == ["InferenceService/fraud"]
-    # the decision and its announcement (status.outbox), the apply, the outbox cleared
-    assert w.kube.writes() == [
-        "status ModelDeployment",
-        "apply InferenceService",
-        "status ModelDeployment",
-    ]
+    # the decision and its announcement (status.outbox), then the apply; the delivered
+    # announcement leaves status with the next write (rung.plan.outbox)
+    assert w.kube.writes() == ["status ModelDeployment", "apply InferenceService"]
     assert [e.reason for e in w.events.events] == ["Deploying"]
     assert w.md()["status"]["phase"] == "Progressing"
-    assert not w.md()["status"].get("outbox")
+    assert [e["reason"] for e in w.md()["status"]["outbox"]] == ["Deploying"]
+    assert first.requeue_after is not None
+    assert first.requeue_after <= OUTBOX_CLEAR_SECONDS
 
     w.make_isvc_ready()
     second = w.reconcile()
     assert second.applied == []
-    assert w.kube.writes() == ["status ModelDeployment"]
+    assert w.kube.writes() == ["status ModelDeployment"]  # Ready, and Deploying dropped
     assert w.md()["status"]["phase"] == "Ready"
+    assert "Deploying" not in [e["reason"] for e in w.md()["status"].get("outbox") or []]
 
+    _clear_delivered(w)
     third = w.reconcile()
     assert (third.applied, third.status_written, third.events) == ([], False, [])
     assert w.kube.writes() == []
+
+
+def _clear_delivered(w: World) -> None:
+    """Let the delivered announcements' wait run out and clear them (one write)."""
+    w.reconcile()  # before their time: nothing is written for them
+    assert w.kube.writes() == []
+    waiting = bool(w.md()["status"].get("outbox"))
+    w.clock[0] += timedelta(seconds=OUTBOX_CLEAR_SECONDS)
+    w.reconcile()
+    assert w.kube.writes() == (["status ModelDeployment"] if waiting else [])
+    assert not w.md()["status"].get("outbox")
+
+
+def test_a_delivered_announcement_waits_for_the_next_write_or_is_cleared_on_its_own() -> None:
+    """One status write per decision, not two: the entries delivered leave status.outbox
+    with the object's next status write; without one, a write of their own clears them
+    OUTBOX_CLEAR_SECONDS after delivery. Nothing is posted twice."""
+    w = world()
+    w.reconcile()
+    assert [e["reason"] for e in w.md()["status"]["outbox"]] == ["Deploying"]
+    w.clock[0] += timedelta(seconds=OUTBOX_CLEAR_SECONDS / 2)
+    waiting = w.reconcile()
+    assert w.kube.writes() == []  # only the clear would change: it waits
+    assert waiting.requeue_after == pytest.approx(OUTBOX_CLEAR_SECONDS / 2)
+    w.clock[0] += timedelta(seconds=OUTBOX_CLEAR_SECONDS / 2)
+    w.reconcile()
+    assert w.kube.writes() == ["status ModelDeployment"]
+    assert not w.md()["status"].get("outbox")
+    assert [e.reason for e in w.events.events] == ["Deploying"]
 
 
 def test_a_conflict_on_the_status_write_reads_again_and_retries() -> None:
@@ -216,7 +247,7 @@ def test_a_conflict_on_the_status_write_reads_again_and_retries() -> None:
     result = w.reconcile()
     assert result.status_written
     assert w.kube.calls.count("get ModelDeployment") == 2
-    assert w.kube.calls.count("status ModelDeployment") == 3  # 409, written, outbox cleared
+    assert w.kube.calls.count("status ModelDeployment") == 2  # 409, then written
 
 
 def test_conflicts_that_persist_are_transient_errors() -> None:
@@ -434,7 +465,10 @@ def test_a_launcher_that_breaks_on_its_input_is_a_launch_failure_not_a_crash() -
     failed = [e for e in w.events.events if e.reason == "RetrainingLaunchFailed"]
     assert [e.id for e in failed if "(attempt 1)" in e.message] == [waiting[0]["id"]]
     assert "ValueError: 1 validation error for Job" in failed[0].message
-    assert not w.md()["status"].get("outbox")
+    w.clock[0] += timedelta(seconds=OUTBOX_CLEAR_SECONDS)
+    w.reconcile()  # delivered: it leaves status, and is not posted again
+    assert waiting[0]["id"] not in [e["id"] for e in w.md()["status"].get("outbox") or []]
+    assert [e.id for e in w.events.events].count(waiting[0]["id"]) == 1
 
 
 # --- outbound URLs: --allowed-hosts ------------------------------------------------------
@@ -487,7 +521,8 @@ def test_an_announcement_not_delivered_stays_in_the_outbox_until_it_is() -> None
     assert [(e.reason, e.id, e.time) for e in w.events.events] == [
         ("Deploying", entry["id"], entry["time"])
     ]
-    assert not w.md()["status"].get("outbox")
+    _clear_delivered(w)
+    assert len(w.events.events) == 1
 
 
 def test_an_outbox_left_by_a_stopped_operator_is_delivered_by_the_next() -> None:
@@ -505,7 +540,8 @@ def test_an_outbox_left_by_a_stopped_operator_is_delivered_by_the_next() -> None
     w.events.events.clear()
     w.reconcile()
     assert [(e.reason, e.id) for e in w.events.events] == [("Promoted", "0123456789abcdef")]
-    assert not w.md()["status"].get("outbox")
+    _clear_delivered(w)
+    assert len(w.events.events) == 1
 
 
 # --- the fail-safe: a canary whose reconciles keep failing ------------------------------
@@ -549,18 +585,14 @@ def test_a_canary_whose_reconciles_keep_failing_is_rolled_back_without_the_plann
         if attempt < 3:
             assert status["phase"] == "Progressing"
             assert "canary" in w.kube.objects[("InferenceService", f.NAMESPACE, f.NAME)]["spec"]
-    assert w.kube.writes() == [
-        "status ModelDeployment",
-        "patch InferenceService",
-        "status ModelDeployment",
-    ]
+    assert w.kube.writes() == ["status ModelDeployment", "patch InferenceService"]
     assert (status["phase"], status["canary"]["weight"]) == ("RollingBack", 0)
     stored_isvc = w.kube.objects[("InferenceService", f.NAMESPACE, f.NAME)]
     assert "canary" not in stored_isvc["spec"]
     assert stored_isvc["spec"]["predictor"] == isvc["spec"]["predictor"]
     assert [e.reason for e in w.events.events] == ["ReconcileFailed", "FailSafeRollback"]
     assert "3 reconciles in a row failed" in w.events.events[-1].message
-    assert not status.get("outbox")
+    assert [e["reason"] for e in status["outbox"]] == ["FailSafeRollback"]  # delivered
 
     with pytest.raises(KeyError):
         w.reconcile()

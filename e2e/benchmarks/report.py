@@ -47,6 +47,18 @@ def _get(data: JSON | None, *keys: str) -> Any:
     return data
 
 
+def _burst_note(phases: JSON) -> str:
+    """What bounds the burst figure: how fast the bench sent its creates, and how long
+    the raw client took for the same ModelDeployment and InferenceService creates."""
+    sent, floor = _get(phases, "rung", "creates_seconds"), _get(phases, "floor", "creates_seconds")
+    if sent is None:
+        return ""
+    note = f"the bench's creates took {sent} s"
+    if floor is not None:
+        note += f"; the raw client's, with their InferenceServices, {floor} s"
+    return note
+
+
 def targets(results: JSON) -> list[Target]:
     out: list[Target] = []
     sizes: dict[str, JSON] = results.get("sizes", {})
@@ -83,6 +95,7 @@ def targets(results: JSON) -> list[Target]:
                     "<= 2 s",
                     (p99 <= 2.0) if p99 is not None and n == 1000 else None,
                     "s",
+                    _burst_note(phases) if kind == "burst" else "",
                 )
             )
         idle = _get(phases, "rung", "idle") or {}

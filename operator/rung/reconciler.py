@@ -344,7 +344,7 @@ class Reconciler:
             failed, failure_events = after_apply_failure(
                 the_plan.status, failures, md.generation, now
             )
-            if _outboxed(failed, box.kept).wire() != (body.get("status") or {}):
+            if _but_outbox(failed.wire()) != _but_outbox(body.get("status") or {}):
                 log.warning("applying for %s/%s failed: %s", namespace, name, failures[0].message)
                 decided.extend(failure_events)
                 box.add(_outbox_entries(failure_events, now))
@@ -740,6 +740,11 @@ def _outbox_entries(events: list[Event], now: datetime) -> list[OutboxEntry]:
         )
         for e in events
     ]
+
+
+def _but_outbox(status: dict[str, Any]) -> dict[str, Any]:
+    """A status's decisions, without their announcements (a new decision or not)."""
+    return {k: v for k, v in status.items() if k != "outbox"}
 
 
 @dataclass

@@ -279,6 +279,10 @@ def test_an_apply_failure_is_degraded_once_with_the_message() -> None:
     again = w.reconcile()
     assert w.kube.writes() == ["apply InferenceService"]  # tried again, status untouched
     assert (again.status_written, w.events.events) == (False, [])
+    w.clock[0] += timedelta(seconds=OUTBOX_CLEAR_SECONDS)
+    w.reconcile()  # the delivered announcement leaves status: the refusal is not new
+    assert w.kube.writes() == ["status ModelDeployment", "apply InferenceService"]
+    assert (w.events.events, w.md()["status"].get("outbox")) == ([], [])
 
     w.kube.fail_apply = None
     w.reconcile()

@@ -180,13 +180,42 @@ def test_llm_inference_service_manifest() -> None:
         "scheduler": {},
     }
     assert spec["labels"]["rung.dev/model-deployment"] == "fraud"
+    assert spec["annotations"]["rung.dev/model-version"] == md.spec.model.version
     assert isvc["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+
+
+def test_pod_labels_stay_the_same_when_the_model_changes() -> None:
+    """KServe puts `spec.labels` into its Deployment's (immutable) selector: a label that
+    changed with the model would leave the stable slot's Deployment stuck on the old one."""
+    before = ROUTER.objects(MD, Traffic(stable=V1))[0]
+    after = ROUTER.objects(MD, Traffic(stable=V2))[0]
+    assert before["spec"]["model"]["uri"] != after["spec"]["model"]["uri"]
+    assert before["spec"]["labels"] == after["spec"]["labels"]
+    assert after["spec"]["annotations"]["rung.dev/model-version"] == "v2"
 
 
 def test_without_a_gateway_the_group_uses_kserves_default_gateway() -> None:
     isvc = ROUTER.objects(MD, Traffic(stable=V1))[0]
     assert isvc["spec"]["router"] == {"route": {"group": "fraud", "weight": 100}, "gateway": {}}
     assert isvc["spec"]["model"]["name"] == "fraud"
+
+
+@pytest.mark.parametrize(
+    ("llm", "expected"),
+    [({}, "fraud"), ({"modelName": "assistant"}, "assistant")],
+    ids=["the-deployments-name", "modelName"],
+)
+def test_both_slots_serve_one_model_name_or_kserve_leaves_the_canary_out(
+    llm: dict[str, Any], expected: str
+) -> None:
+    """KServe routes a group only over members with the same model names (a member that
+    differs is `MemberDivergence`, out of the others' routes): the canary serves the
+    stable's `model`, not one named after its slot."""
+    stable, canary = ref(model("v1", llm=llm)), ref(model("v2", llm=llm))
+    objects = ROUTER.objects(MD, Traffic(stable=stable, canary=canary, canary_weight=20))
+    names = {o["metadata"]["name"]: o["spec"]["model"]["name"] for o in objects
+             if o["kind"] == "LLMInferenceService"}  # fmt: skip
+    assert names == {"fraud": expected, "fraud-canary": expected}
 
 
 # --- objects: an external provider ---------------------------------------------------

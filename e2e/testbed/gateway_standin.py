@@ -13,8 +13,9 @@ creates no object, programs no proxy, routes nothing; the tests' load driver,
 - on every HTTPRoute in `namespace` whose parent Gateway has a GatewayClass of
   `CONTROLLER` (the class `envoy` the local cluster installs, as KServe's quick install
   does): per such parentRef, `Accepted` True and `ResolvedRefs` True (False,
-  `BackendNotFound`, while a Service it routes to does not exist), at the route's
-  generation; entries of other controllers are kept;
+  `BackendNotFound`, while a Service it routes to does not exist in the route's
+  namespace; other namespaces' Services would need a ReferenceGrant, which it does not
+  read), at the route's generation; entries of other controllers are kept;
 - on those Gateways: `Accepted` and `Programmed` True.
 """
 
@@ -157,34 +158,36 @@ class GatewayStandIn:
             self._programmed.add((namespace, name))
         return True
 
-    def _missing_services(self, route: Obj) -> list[str]:
-        missing = []
+    def _missing_services(self, route: Obj, services: set[str]) -> list[str]:
+        """The Services `route` sends to that do not exist (`services`: the namespace's)."""
+        missing = set()
         for rule in route["spec"].get("rules") or []:
             for ref in rule.get("backendRefs") or []:
                 if ref.get("group", "") != "" or ref.get("kind", "Service") != "Service":
                     continue
                 namespace = ref.get("namespace") or self.namespace
-                try:
-                    self.core.read_namespaced_service(ref["name"], namespace)
-                except ApiException as error:
-                    if error.status != 404:
-                        raise
-                    missing.append(f"{namespace}/{ref['name']}")
-        return sorted(set(missing))
+                if namespace != self.namespace or ref["name"] not in services:
+                    missing.add(f"{namespace}/{ref['name']}")
+        return sorted(missing)
 
     def sync(self) -> None:
         """Accept every HTTPRoute of the namespace that names a Gateway of ours."""
         routes = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "httproutes"
         )
+        services = {
+            s.metadata.name for s in self.core.list_namespaced_service(self.namespace).items
+        }
+        gateways: dict[tuple[str, str], bool] = {}
         for route in routes.get("items") or []:
-            ours = [
-                ref
-                for ref in route["spec"].get("parentRefs") or []
-                if ref.get("kind", "Gateway") == "Gateway"
-                and self._ours(ref.get("namespace") or self.namespace, ref["name"])
-            ]
-            parents = route_parents(route, ours, self._missing_services(route))
+            ours = []
+            for ref in route["spec"].get("parentRefs") or []:
+                key = (ref.get("namespace") or self.namespace, ref["name"])
+                if key not in gateways:
+                    gateways[key] = self._ours(*key)
+                if ref.get("kind", "Gateway") == "Gateway" and gateways[key]:
+                    ours.append(ref)
+            parents = route_parents(route, ours, self._missing_services(route, services))
             if _same((route.get("status") or {}).get("parents") or [], parents):
                 continue
             try:

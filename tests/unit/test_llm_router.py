@@ -357,6 +357,44 @@ def test_canary_ready_needs_its_model_and_workloads_at_the_generation(
     assert ROUTER.canary_ready(MD, V2, live) is ready
 
 
+def deployment(
+    generation: int = 2, observed: int = 2, replicas: int = 1, updated: int = 1, available: int = 1
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "fraud-canary-kserve", "generation": generation},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("workload", "ready"),
+    [
+        (None, True),  # not visible to Rung: KServe's WorkloadsReady alone
+        (deployment(), True),
+        (deployment(replicas=2, updated=1, available=2), False),  # an old pod still serves
+        (deployment(observed=1), False),  # the Deployment controller has not seen it yet
+        (deployment(updated=1, available=0), False),
+    ],
+    ids=["not-visible", "rolled-out", "rolling", "not-observed", "not-available"],
+)
+def test_a_slot_is_ready_once_kserves_deployment_has_rolled_out(
+    workload: dict[str, Any] | None, ready: bool
+) -> None:
+    """KServe's WorkloadsReady is the Deployment's Available condition, True while a rolling
+    update still runs the previous model's pods."""
+    isvc = live_isvc("fraud-canary", V2)
+    isvc["status"]["workloads"] = {"primary": {"kind": "Deployment", "name": "fraud-canary-kserve"}}
+    deployments = {} if workload is None else {"fraud-canary-kserve": workload}
+    live = LiveObjects(llm_inference_services={"fraud-canary": isvc}, deployments=deployments)
+    assert ROUTER.canary_ready(MD, V2, live) is ready
+
+
 def test_an_external_slot_is_ready_once_its_service_is_applied() -> None:
     service = {"metadata": {"annotations": {MODEL_HASH_ANNOTATION: EXT.hash}}}
     assert slot_ready(LiveObjects(services={"fraud-canary-external": service}), "fraud-canary", EXT)

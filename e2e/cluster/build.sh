@@ -9,9 +9,10 @@
 # kube-apiserver & co. cannot be `go install`ed: k8s.io/kubernetes replaces its
 # staging modules with local paths. We build them from a generated wrapper
 # module that requires k8s.io/kubernetes and points every staging module at its
-# published v0.<minor>.<patch> release instead. KServe's controller manager
-# cannot be `go install`ed either (its go.mod has replace directives): we build
-# it inside a writable copy of the module directory that `go mod download` made.
+# published v0.<minor>.<patch> release instead. KServe's two
+# controllers (`cmd/manager`, `cmd/llmisvc`) cannot be `go install`ed either (its
+# go.mod has replace directives): we build them inside a writable copy of the
+# module directory that `go mod download` made.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../versions.env
@@ -101,9 +102,14 @@ build_kwok() {
   rm -rf "$kwok_bin"; mv "$kwok_bin.tmp" "$kwok_bin"
 }
 
+# KServe's two controllers, each checked on its own (a cache that has one of them
+# still gets the other): `manager` (InferenceServices & co.) and `llmisvc`
+# (LLMInferenceServices), both built from one writable copy of the module.
 build_kserve() {
-  [[ -x "$kserve_bin/manager" ]] && { log "kserve $KSERVE_VERSION cached"; return; }
-  log "building the kserve $KSERVE_VERSION controller manager (about 4 minutes on 2 cores)"
+  local cmds=() cmd
+  for cmd in manager llmisvc; do [[ -x "$kserve_bin/$cmd" ]] || cmds+=("$cmd"); done
+  [[ ${#cmds[@]} == 0 ]] && { log "kserve $KSERVE_VERSION cached"; return; }
+  log "building kserve $KSERVE_VERSION: ${cmds[*]} (about 4 minutes on 2 cores with a cold Go cache)"
   local work="$cache/build/kserve-$KSERVE_VERSION" dir
   dir="$(cd "$cache" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
@@ -113,10 +119,14 @@ build_kserve() {
   mkdir -p "$(dirname "$work")"
   cp -r "$dir" "$work"
   chmod -R u+w "$work"
-  mkdir -p "$kserve_bin.tmp"
+  rm -rf "$kserve_bin.tmp"; mkdir -p "$kserve_bin.tmp"
   (cd "$work" && go mod download \
-     && go build -ldflags "-s -w" -o "$kserve_bin.tmp/manager" ./cmd/manager)
-  rm -rf "$kserve_bin"; mv "$kserve_bin.tmp" "$kserve_bin"
+     && for cmd in "${cmds[@]}"; do
+          go build -ldflags "-s -w" -o "$kserve_bin.tmp/$cmd" "./cmd/$cmd" || exit 1
+        done)
+  mkdir -p "$kserve_bin"
+  for cmd in "${cmds[@]}"; do mv "$kserve_bin.tmp/$cmd" "$kserve_bin/$cmd"; done
+  rm -rf "$kserve_bin.tmp"
   rm -rf "$work"  # a 440 MB copy; the module cache keeps the original
 }
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-kserve",
         action="store_true",
-        help="up: don't run KServe's controller manager (also RUNG_CLUSTER_KSERVE=0)",
+        help="up: don't run KServe's controllers (also RUNG_CLUSTER_KSERVE=0)",
     )
     parser.add_argument("--kubeconfig", help="install-crds: the target cluster's kubeconfig")
     args = parser.parse_args(argv)

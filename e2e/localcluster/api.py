@@ -139,6 +139,7 @@ _CLUSTER_SCOPED = {
     ("serving.kserve.io", "ClusterServingRuntime"): "clusterservingruntimes",
     ("serving.kserve.io", "ClusterStorageContainer"): "clusterstoragecontainers",
     ("apiextensions.k8s.io", "CustomResourceDefinition"): "customresourcedefinitions",
+    ("gateway.networking.k8s.io", "GatewayClass"): "gatewayclasses",
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "validatingadmissionpolicies",
     (
         "admissionregistration.k8s.io",
@@ -157,6 +158,8 @@ _NAMESPACED = {
     ("", "Service"): "services",
     ("rbac.authorization.k8s.io", "Role"): "roles",
     ("rbac.authorization.k8s.io", "RoleBinding"): "rolebindings",
+    ("serving.kserve.io", "LLMInferenceServiceConfig"): "llminferenceserviceconfigs",
+    ("gateway.networking.k8s.io", "Gateway"): "gateways",
 }
 
 

@@ -1,6 +1,6 @@
 """The local control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, a kwok controller simulating one node and KServe's controller
-manager, all on 127.0.0.1.
+kube-scheduler, a kwok controller simulating one node, KServe's controller
+manager and KServe's LLMInferenceService controller, all on 127.0.0.1.
 
 State (certificates, etcd data, logs, pid files, kubeconfigs) lives in one
 directory, `.cluster/` at the repository root by default.
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import kserve, manifests, pki
+from . import kserve, llmisvc, manifests, pki
 from .api import FIELD_MANAGER, APIClient, APIError, object_path
 from .kubeconfig import write_kubeconfig
 from .pki import CertPair, ClusterPKI
@@ -52,7 +52,10 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "kserve-controller",
+    "llmisvc-controller",
 )
+#: KServe's controllers: started together when `kserve` is on.
+KSERVE_COMPONENTS = ("kserve-controller", "llmisvc-controller")
 
 
 class ClusterError(RuntimeError):
@@ -71,19 +74,22 @@ class Ports:
     kserve_webhook: int
     kserve_metrics: int
     kserve_health: int
+    llmisvc_webhook: int
+    llmisvc_metrics: int
+    llmisvc_health: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
         return cls(
             base + 443, base + 379, base + 380, base + 257, base + 259,
-            base + 600, base + 601, base + 602,
+            base + 600, base + 601, base + 602, base + 610, base + 611, base + 612,
         )  # fmt: skip
 
     @classmethod
     def default(cls) -> Ports:
         """Base port ${RUNG_CLUSTER_PORT_BASE:-36000}: apiserver on 36443, etcd 36379/36380,
         controller-manager 36257, scheduler 36259, KServe webhook/metrics/health
-        36600/36601/36602."""
+        36600/36601/36602, KServe's LLMInferenceService controller 36610/36611/36612."""
         return cls.from_base(int(os.environ.get("RUNG_CLUSTER_PORT_BASE", "36000")))
 
     @classmethod
@@ -129,7 +135,8 @@ class LocalCluster:
         extra_args: dict[str, list[str]] | None = None,
         log: Callable[[str], None] = _log,
     ) -> None:
-        """`kserve`: run KServe's controller manager (default: on unless
+        """`kserve`: run KServe's controller manager and its LLMInferenceService
+        controller (default: on unless
         RUNG_CLUSTER_KSERVE=0; always off without the CRDs). A running cluster is
         reused as it is, unless `kserve=True` is asked of one started without it."""
         self.state_dir = Path(
@@ -170,7 +177,7 @@ class LocalCluster:
     @property
     def components(self) -> tuple[str, ...]:
         """The components up() starts, in start order."""
-        return tuple(n for n in COMPONENTS if self.kserve or n != "kserve-controller")
+        return tuple(n for n in COMPONENTS if self.kserve or n not in KSERVE_COMPONENTS)
 
     def running_components(self) -> tuple[str, ...]:
         """The components the cluster in `state_dir` was started with (recorded in
@@ -179,7 +186,7 @@ class LocalCluster:
             info = json.loads(self._info_file.read_text())
         except (OSError, ValueError):
             return self.components
-        recorded = info.get("components", [n for n in COMPONENTS if n != "kserve-controller"])
+        recorded = info.get("components", [n for n in COMPONENTS if n not in KSERVE_COMPONENTS])
         return tuple(n for n in COMPONENTS if n in recorded)
 
     @property
@@ -187,6 +194,11 @@ class LocalCluster:
         """The KServe manager's own directory: kubeconfig, and its TMPDIR holding
         k8s-webhook-server/serving-certs/tls.{crt,key}."""
         return self.state_dir / "kserve-controller"
+
+    @property
+    def _llmisvc_dir(self) -> Path:
+        """The LLMInferenceService controller's directory, laid out like _kserve_dir."""
+        return self.state_dir / "llmisvc-controller"
 
     @property
     def ports(self) -> Ports:
@@ -239,8 +251,9 @@ class LocalCluster:
         started = time.monotonic()
         with self._lock():
             if self.is_running():
-                if self._kserve_insisted and "kserve-controller" not in self.running_components():
-                    self.log("the running cluster has no KServe controller: restarting it")
+                running = self.running_components()
+                if self._kserve_insisted and not set(KSERVE_COMPONENTS) <= set(running):
+                    self.log("the running cluster lacks KServe's controllers: restarting it")
                 else:
                     self.log(
                         f"reusing the running cluster in {self.state_dir} ({self.server}); "
@@ -303,15 +316,22 @@ class LocalCluster:
             raise ClusterError("; ".join(errors))
 
     def _delete_kserve_objects(self) -> None:
-        """While KServe's controller still runs, delete what carries its finalizers."""
-        if read_pidfile(self._pidfile("kserve-controller")) is None:
-            return
-        if read_pidfile(self._pidfile("kube-apiserver")) is None:
+        """While KServe's controllers still run, delete what carries their finalizers."""
+        cleanups = [
+            cleanup
+            for name, cleanup in (
+                ("llmisvc-controller", llmisvc.delete_all),
+                ("kserve-controller", kserve.delete_all),
+            )
+            if read_pidfile(self._pidfile(name)) is not None
+        ]
+        if not cleanups or read_pidfile(self._pidfile("kube-apiserver")) is None:
             return
         try:
             client = self._client()
             if client.readyz():
-                kserve.delete_all(client, log=self.log)
+                for cleanup in cleanups:
+                    cleanup(client, log=self.log)
         except (OSError, ssl.SSLError, APIError, ValueError) as err:
             self.log(f"could not delete the KServe objects before stopping KServe: {err}")
 
@@ -348,7 +368,8 @@ class LocalCluster:
         if busy:
             raise ClusterError(
                 f"loopback ports {busy} are already in use; set RUNG_CLUSTER_PORT_BASE "
-                "to another base (ports are base+443, +379, +380, +257, +259, +600..602)"
+                "to another base (ports are base+443, +379, +380, +257, +259, +600..602, "
+                "+610..612)"
             )
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +389,7 @@ class LocalCluster:
             crds = pool.submit(manifests.load_documents) if self.install_crds else None
             stages = pool.submit(manifests.kwok_stages_yaml)
             bundle = pool.submit(kserve.install_bundle) if self.kserve else None
+            llm_bundle = pool.submit(llmisvc.install_bundle) if self.kserve else None
 
             p = pki.generate(self.state_dir / "pki", service_ip=SERVICE_IP)
             for user in pki.CLIENTS:
@@ -407,12 +429,19 @@ class LocalCluster:
             pending_crds: list[str] = []
             if crds is not None:
                 docs: list[JSON] = self._result("CRD manifests", crds, deadline)
+                if self.kserve:
+                    docs = llmisvc.with_conversion(
+                        docs, ports.llmisvc_webhook, p.ca.cert.read_bytes()
+                    )
                 pending_crds = self._apply_all(client, docs)
             self.log(f"node and {len(pending_crds)} CRDs applied ({time.monotonic() - t0:.1f}s)")
             kserve_bundle: JSON | None = None
-            if bundle is not None:
+            llmisvc_bundle: JSON | None = None
+            if bundle is not None and llm_bundle is not None:
                 kserve_bundle = self._result("KServe manifests", bundle, deadline)
+                llmisvc_bundle = self._result("LLMInferenceService manifests", llm_bundle, deadline)
                 self._prepare_kserve(client, p, kserve_bundle)
+                self._prepare_llmisvc(client, p, llmisvc_bundle)
                 self.log(
                     f"KServe installed, token and certificate ready ({time.monotonic() - t0:.1f}s)"
                 )
@@ -428,11 +457,12 @@ class LocalCluster:
                 timings.append(f"{what} {time.monotonic() - t0:.1f}s")
 
             wait("CRDs established", apiserver, established)
-            manager = None
+            manager = llm_controller = None
             if kserve_bundle is not None:
                 # KServe looks its CRDs up when it starts; the rest need not wait.
                 manager = self._start_kserve(ports)
-                everything.append(manager)
+                llm_controller = self._start_llmisvc(ports)
+                everything += [manager, llm_controller]
             wait("controller-manager", kcm, lambda: _https_ok(ports.controller_manager))
             wait("scheduler", scheduler, lambda: _https_ok(ports.scheduler))
             wait("node Ready", kwok, lambda: _node_ready(client, NODE_NAME))
@@ -449,6 +479,8 @@ class LocalCluster:
                 wait("KServe webhooks called", manager, lambda: kserve.webhooks_wired(client))
                 self._install(manager, client, kserve_bundle["runtimes"], "KServe runtimes")
                 timings.append(f"KServe runtimes {time.monotonic() - t0:.1f}s")
+            if llm_controller is not None and llmisvc_bundle is not None:
+                self._finish_llmisvc(llm_controller, client, p, llmisvc_bundle, wait)
             self.log("ready: " + ", ".join(timings))
 
     def _apply_all(self, client: APIClient, docs: list[JSON]) -> list[str]:
@@ -682,6 +714,85 @@ class LocalCluster:
         )
         return c
 
+    def _prepare_llmisvc(self, client: APIClient, p: ClusterPKI, bundle: JSON) -> None:
+        """As _prepare_kserve, for the LLMInferenceService controller: its ServiceAccount
+        and RBAC, a kubeconfig with a token of it, a webhook serving certificate."""
+        try:
+            for doc in bundle["rbac"]:
+                client.apply(object_path(doc), doc)
+            token, expires = kserve.request_token(client, llmisvc.SERVICE_ACCOUNT)
+        except (APIError, ValueError, OSError) as err:
+            raise ClusterError(
+                f"installing KServe's LLMInferenceService RBAC failed: {err}"
+            ) from err
+        directory = self._llmisvc_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        write_kubeconfig(
+            directory / "kubeconfig",
+            server=self.server,
+            ca_cert=p.ca.cert,
+            user=f"system:serviceaccount:{llmisvc.NAMESPACE}:{llmisvc.SERVICE_ACCOUNT}",
+            token=token,
+        )
+        (directory / "token-expires").write_text(expires + "\n")
+        certs = directory / "tmp" / "k8s-webhook-server" / "serving-certs"
+        pki.sign_serving_cert(
+            p,
+            CertPair(certs / "tls.crt", certs / "tls.key"),
+            "llmisvc-webhook-server",
+            dns=("localhost", f"llmisvc-webhook-server-service.{llmisvc.NAMESPACE}.svc"),
+            ips=("127.0.0.1",),
+        )
+
+    def _start_llmisvc(self, ports: Ports) -> Component:
+        """KServe's LLMInferenceService controller (`cmd/llmisvc`), as its Deployment runs
+        it, on loopback ports and without leader election (certificates: see _start_kserve)."""
+        directory = self._llmisvc_dir
+        c = self._component(
+            "llmisvc-controller",
+            [
+                f"--kubeconfig={directory / 'kubeconfig'}",
+                f"--webhook-port={ports.llmisvc_webhook}",
+                f"--metrics-addr=127.0.0.1:{ports.llmisvc_metrics}",
+                f"--health-probe-addr=127.0.0.1:{ports.llmisvc_health}",
+                "--leader-elect=false",
+                "--zap-encoder=console",
+            ],
+        )
+        c.start(
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(directory),
+                "TMPDIR": str(directory / "tmp"),
+                "KUBECONFIG": str(directory / "kubeconfig"),
+                "POD_NAMESPACE": llmisvc.NAMESPACE,
+            }
+        )
+        return c
+
+    def _finish_llmisvc(
+        self,
+        controller: Component,
+        client: APIClient,
+        p: ClusterPKI,
+        bundle: JSON,
+        wait: Callable[[str, Component, Callable[[], bool]], None],
+    ) -> None:
+        """Once the controller is ready: its webhooks pointed at it, then (validated by
+        it) the presets, and KServe's default Gateway."""
+        port = self.ports.llmisvc_webhook
+        ca = p.ca.cert.read_bytes()
+        health = f"http://127.0.0.1:{self.ports.llmisvc_health}/readyz"
+        wait("LLMInferenceService controller /readyz", controller, lambda: _http_ok(health, b"ok"))
+        wait("its webhook TLS", controller, lambda: _tls_ok(port, str(p.ca.cert)))
+        hooks = kserve.webhook_configurations(bundle["webhooks"], port, ca)
+        self._install(controller, client, hooks, "LLMInferenceService webhook configurations")
+        wait("its webhooks called", controller, lambda: llmisvc.webhooks_wired(client))
+        self._install(
+            controller, client, [*bundle["presets"], *llmisvc.default_gateway()],
+            "LLMInferenceServiceConfig presets and the default Gateway",
+        )  # fmt: skip
+
     def _start_kwok(self, config: Path) -> Component:
         c = self._component(
             "kwok",
@@ -698,6 +809,7 @@ class LocalCluster:
         return c
 
 
+_RESOURCES = {"cpu": "20000", "memory": "40Ti", "pods": "20000", "nvidia.com/gpu": "1000"}
 #: The simulated node: untainted, so any pod schedules on it without tolerations.
 _NODE: JSON = {
     "apiVersion": "v1",
@@ -716,9 +828,10 @@ _NODE: JSON = {
     "spec": {},
     "status": {
         # Room for the benchmarks' thousands of predictor pods (KServe's runtimes request
-        # 1 CPU and 2Gi each); kwok runs no containers, so nothing is really reserved.
-        "allocatable": {"cpu": "20000", "memory": "40Ti", "pods": "20000"},
-        "capacity": {"cpu": "20000", "memory": "40Ti", "pods": "20000"},
+        # 1 CPU and 2Gi each) and for vLLM pods asking for GPUs (KServe's
+        # LLMInferenceService template); kwok runs no containers, nothing is reserved.
+        "allocatable": _RESOURCES,
+        "capacity": _RESOURCES,
     },
 }
 

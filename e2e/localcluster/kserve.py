@@ -176,10 +176,11 @@ def webhook_configurations(docs: list[JSON], port: int, ca_bundle: bytes) -> lis
     return out
 
 
-def request_token(client: APIClient) -> tuple[str, str]:
-    """A TokenRequest for the manager's ServiceAccount: (token, expiration timestamp)."""
+def request_token(client: APIClient, service_account: str = SERVICE_ACCOUNT) -> tuple[str, str]:
+    """A TokenRequest for a ServiceAccount in `kserve` (default: the manager's):
+    (token, expiration timestamp)."""
     result = client.create(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{service_account}/token",
         {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",

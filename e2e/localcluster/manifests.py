@@ -46,15 +46,26 @@ CRD_SOURCES: tuple[ModuleFiles, ...] = (
     ModuleFiles(
         "github.com/kserve/kserve", "KSERVE_VERSION", "config/crd/full/clusterstoragecontainer"
     ),
-    # LLMInferenceService (serving.kserve.io/v1alpha2; v1alpha1 served too), from KServe's
-    # minimal CRDs (the same schema without descriptions: the full one, 2.2 MB, timed out
-    # in the apiserver on a loaded machine). Its controller is KServe's separate
-    # `cmd/llmisvc` binary, which does not run here (docs/llmops.md).
+    # LLMInferenceService and LLMInferenceServiceConfig (serving.kserve.io/v1alpha2;
+    # v1alpha1 served too), from KServe's minimal CRDs (the same schema without
+    # descriptions: the full one, 2.2 MB, timed out in the apiserver on a loaded machine).
+    # Their controller is KServe's `cmd/llmisvc` (localcluster/llmisvc.py).
     ModuleFiles(
         "github.com/kserve/kserve",
         "KSERVE_VERSION",
         "config/crd/minimal/llmisvc",
-        include=("serving.kserve.io_llminferenceservices.yaml",),
+        include=(
+            "serving.kserve.io_llminferenceservices.yaml",
+            "serving.kserve.io_llminferenceserviceconfigs.yaml",
+        ),
+    ),
+    # The Gateway API Inference Extension's CRDs (InferencePool v1 and v1alpha2,
+    # InferenceObjective, InferenceModelRewrite) as KServe's llmisvc release ships them.
+    ModuleFiles(
+        "github.com/kserve/kserve",
+        "KSERVE_VERSION",
+        "config/llmisvc",
+        include=("gateway-inference-extension.yaml",),
     ),
     ModuleFiles("sigs.k8s.io/gateway-api", "GATEWAY_API_VERSION", "config/crd/standard"),
     ModuleFiles(

@@ -58,6 +58,7 @@ class BinDirs:
             "kubectl": self.kubernetes / "kubectl",
             "kwok": self.kwok / "kwok",
             "kserve-controller": self.kserve / "manager",
+            "llmisvc-controller": self.kserve / "llmisvc",
         }
 
     def missing(self, names: list[str] | None = None) -> list[Path]:

@@ -228,7 +228,7 @@ def test_down_deletes_inference_services_first_and_leaves_no_process(
     cluster, messages = own_cluster
     cluster.up()
     pids = [p for p in cluster.status()["processes"].values() if p]
-    assert len(pids) == 6
+    assert len(pids) == 7  # etcd, 3 Kubernetes, kwok, KServe's manager and llmisvc
     with config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api:
         custom = client.CustomObjectsApi(api)
         custom.create_namespaced_custom_object(

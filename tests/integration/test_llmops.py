@@ -3,11 +3,17 @@ group and gated on vLLM's metrics in a real Prometheus; an external provider can
 a self-hosted model; the provider's credentials nowhere outside their Secret.
 
 What plays which part:
-- the LLMInferenceService CRD is KServe's own, from the pinned module: the API server
-  validates every object Rung applies against KServe's schema. KServe's LLMInferenceService
-  controller (the separate `cmd/llmisvc` binary) does not run here; a stand-in limited to
-  status (`testbed.llmisvc_standin`) reports the workloads available and the route group's
-  members with their weights, as the controller does.
+- KServe's real LLMInferenceService controller (`cmd/llmisvc` of the pinned module, run by
+  the local cluster) defaults and validates every LLMInferenceService Rung applies (its
+  webhooks, its CRD's schema), merges its presets into it, creates the vLLM Deployment
+  (`<name>-kserve`, kwok pods), the Service `<name>-kserve-workload-svc` and, per member
+  of the route group, an HTTPRoute `<name>-kserve-route` with the group's weighted
+  backendRefs; it reports `WorkloadsReady` and the group's members in status.
+- no Gateway implementation runs here (each programs an Envoy proxy): a stand-in limited
+  to status (`testbed.gateway_standin`) accepts the HTTPRoutes of the test's namespace
+  and programs their Gateways, as Envoy Gateway would; KServe adds a member to the
+  group's routes only once its route is accepted. The Gateway `inference-gateway` is
+  created by the tests that name it, as a platform team would.
 - the model servers are `testbed.openai_server`, a real HTTP server with vLLM's
   OpenAI-compatible streaming API and vLLM's metric names (no GPU or weights here), with
   injected TTFT; Prometheus scrapes them with the `llm_isvc_name` label KServe's
@@ -42,8 +48,8 @@ from integration_kit import (
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from testbed.gateway_standin import GatewayStandIn, gateway
 from testbed.llm_load import LlmBackend, StreamingLoadDriver
-from testbed.llmisvc_standin import LLMInferenceServiceStandIn
 from testbed.openai_server import OpenAIServerProcess, start_openai_server
 from testbed.prometheus import PrometheusServer, ScrapeTarget
 
@@ -51,6 +57,25 @@ NAME = "assistant"
 CANARY = f"{NAME}-canary"
 LLMISVC = ("serving.kserve.io", "v1alpha2", "llminferenceservices")
 Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def llmisvc_controller(kube_api: client.ApiClient) -> None:
+    """Proof that KServe's LLMInferenceService controller serves this cluster: a dry-run
+    LLMInferenceService without `spec.model.name` comes back with it filled in by KServe's
+    defaulting webhook, which nothing else does."""
+    probe = {
+        "apiVersion": "/".join(LLMISVC[:2]),
+        "kind": "LLMInferenceService",
+        "metadata": {"name": "llmisvc-probe", "namespace": "default"},
+        "spec": {"model": {"uri": "hf://example/probe"}},
+    }
+    got = custom(kube_api).create_namespaced_custom_object(
+        *LLMISVC[:2], "default", LLMISVC[2], probe, dry_run="All"
+    )
+    assert got["spec"]["model"].get("name") == "llmisvc-probe", (
+        "KServe's LLMInferenceService webhooks do not answer (no llmisvc-controller?)"
+    )
 
 
 def llm_model(version: str) -> Obj:
@@ -100,6 +125,14 @@ def llmisvc(api: client.ApiClient, namespace: str, name: str) -> Obj | None:
         if error.status == 404:
             return None
         raise
+
+
+def _create_gateway(api: client.ApiClient, namespace: str) -> None:
+    """The Gateway `inference-gateway` that `spec.rollout.gateway` names."""
+    custom(api).create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "gateways",
+        gateway("inference-gateway", namespace),
+    )  # fmt: skip
 
 
 def _route_group_weights(obj: Obj) -> dict[str, int]:
@@ -189,6 +222,61 @@ class GroupWeights:
                         return
 
 
+class KServeRouteWeights:
+    """Every distinct (stable, canary) pair of backendRef weights in the HTTPRoutes KServe
+    writes for the route group's members (`<member>-kserve-route`, the shared rule
+    `v1-model-routing`), in the order they were written (a watch): what KServe tells the
+    Gateway, not what Rung asked for."""
+
+    RULE = "v1-model-routing"
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.seen: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> KServeRouteWeights:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def record(self, route: Obj) -> None:
+        if route["metadata"]["name"] not in (f"{NAME}-kserve-route", f"{CANARY}-kserve-route"):
+            return
+        for rule in route["spec"].get("rules") or []:
+            if rule.get("name") != self.RULE:
+                continue
+            weights = {ref["name"]: int(ref.get("weight", 1)) for ref in rule["backendRefs"]}
+            stable = weights.get(f"{NAME}-kserve-workload-svc")
+            canary = weights.get(f"{CANARY}-kserve-workload-svc")
+            pair = (stable, canary)
+            if stable is not None and canary is not None and self.seen[-1:] != [pair]:
+                self.seen.append((stable, canary))
+
+    def _run(self) -> None:
+        api = custom(self.api)
+        while not self._stop.is_set():
+            with suppress(Exception):
+                for event in watch.Watch().stream(
+                    api.list_namespaced_custom_object,
+                    "gateway.networking.k8s.io", "v1", self.namespace, "httproutes",
+                    timeout_seconds=2,
+                ):  # fmt: skip
+                    self.record(event["object"])
+                    if self._stop.is_set():
+                        return
+
+
+def _in_order(seen: list[tuple[int, int]], wanted: list[tuple[int, int]]) -> bool:
+    """`wanted` occurs in `seen` as a subsequence."""
+    rest = iter(seen)
+    return all(any(pair == w for pair in rest) for w in wanted)
+
+
 @dataclass
 class Bench:
     prometheus: PrometheusServer
@@ -274,7 +362,7 @@ def test_kind_llm_creates_an_llm_inference_service_kserves_crd_accepts(
         "lora": {"adapters": [{"name": "sql", "uri": "hf://example/sql-lora"}]},
         "parallelism": {"tensor": 1},
     }
-    with LLMInferenceServiceStandIn(kube_api, namespace):
+    with GatewayStandIn(kube_api, namespace):
         create_md(kube_api, body)
         md = watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "Ready")
     isvc = llmisvc(kube_api, namespace, NAME)
@@ -287,6 +375,27 @@ def test_kind_llm_creates_an_llm_inference_service_kserves_crd_accepts(
     assert spec["router"]["route"] == {"group": NAME, "weight": 100}
     assert isvc["metadata"]["ownerReferences"][0]["name"] == NAME
     assert md["status"]["stable"]["version"] == "v1"
+    # KServe's controller reconciled it: vLLM's Deployment and Service, a route group of one
+    status = isvc["status"]
+    assert status["observedGeneration"] == isvc["metadata"]["generation"]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["WorkloadsReady"] == "True"
+    assert status["workloads"]["primary"]["name"] == f"{NAME}-kserve"
+    assert [(m["name"], m["weight"]) for m in status["router"]["group"]["members"]] == [(NAME, 100)]
+    assert isvc["metadata"]["labels"]["serving.kserve.io/routing-group"] == NAME  # its defaulter
+    pods = client.CoreV1Api(kube_api).list_namespaced_pod(
+        namespace, label_selector=f"app.kubernetes.io/name={NAME}"
+    )
+    # the label Rung's PodMonitor relabels into llm_isvc_name, on vLLM's pods
+    assert {c.name for p in pods.items for c in p.spec.containers} >= {"main"}
+    main = next(c for c in pods.items[0].spec.containers if c.name == "main")
+    assert main.resources.limits["nvidia.com/gpu"] == "1"
+    assert any(port.container_port == 8000 for port in main.ports)
+    client.CoreV1Api(kube_api).read_namespaced_service(f"{NAME}-kserve-workload-svc", namespace)
+    route = custom(kube_api).get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", f"{NAME}-kserve-route"
+    )
+    assert route["spec"]["parentRefs"][0]["name"] == "kserve-ingress-gateway"
     # no InferenceService for an LLM on LLMInferenceService
     with pytest.raises(ApiException) as missing:
         custom(kube_api).get_namespaced_custom_object(
@@ -363,9 +472,10 @@ def test_healthy_llm_canary_is_promoted_through_every_step_of_the_route_group(
     kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     with (
-        LLMInferenceServiceStandIn(kube_api, namespace),
+        GatewayStandIn(kube_api, namespace),
         bench(tmp_path, kube_api, namespace, canary_ttft_ms=150) as b,
         GroupWeights(kube_api, namespace) as group,
+        KServeRouteWeights(kube_api, namespace) as routes,
     ):
         create_md(kube_api, level2_llm(namespace, b.prometheus.url, llm_model("v1")))
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "v1 Ready", 90)
@@ -385,6 +495,8 @@ def test_healthy_llm_canary_is_promoted_through_every_step_of_the_route_group(
         (50, 50),
         (0, 100),
     ], pairs
+    # ... and in the weighted HTTPRoutes KServe's controller wrote from them
+    assert _in_order(routes.seen, [(80, 20), (50, 50), (0, 100)]), routes.seen
     checks = {c["metric"]: c for c in md["status"]["analysis"]["checks"]}
     assert set(checks) >= {"error-rate", "time-to-first-token-p95", "inter-token-latency-p95"}
     assert all(c["passed"] for c in checks.values())
@@ -402,7 +514,7 @@ def test_llm_canary_with_three_times_stables_ttft_is_rolled_back_on_the_relative
     kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     with (
-        LLMInferenceServiceStandIn(kube_api, namespace),
+        GatewayStandIn(kube_api, namespace),
         bench(tmp_path, kube_api, namespace, canary_ttft_ms=450) as b,
     ):
         create_md(kube_api, level2_llm(namespace, b.prometheus.url, llm_model("v1")))
@@ -477,7 +589,7 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
 ) -> None:
     value, key_file = _provider_key(kube_api, namespace, tmp_path)
     with (
-        LLMInferenceServiceStandIn(kube_api, namespace),
+        GatewayStandIn(kube_api, namespace),
         bench(
             tmp_path,
             kube_api,
@@ -489,6 +601,7 @@ def test_external_provider_canaried_to_a_self_hosted_model_and_its_key_stays_in_
     ):
         body = level2_llm(namespace, b.prometheus.url, _external(b.stable.port))
         body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
+        _create_gateway(kube_api, namespace)
         create_md(kube_api, body)
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "provider Ready", 90)
         service = client.CoreV1Api(kube_api).read_namespaced_service(f"{NAME}-external", namespace)
@@ -549,7 +662,7 @@ def test_self_hosted_model_canaried_back_to_an_external_provider(
 ) -> None:
     _, key_file = _provider_key(kube_api, namespace, tmp_path)
     with (
-        LLMInferenceServiceStandIn(kube_api, namespace),
+        GatewayStandIn(kube_api, namespace),
         bench(
             tmp_path,
             kube_api,
@@ -561,6 +674,7 @@ def test_self_hosted_model_canaried_back_to_an_external_provider(
     ):
         body = level2_llm(namespace, b.prometheus.url, llm_model("v1"))
         body["spec"]["rollout"]["gateway"] = {"name": "inference-gateway"}
+        _create_gateway(kube_api, namespace)
         create_md(kube_api, body)
         watch_md(kube_api, namespace, NAME, lambda o: _phase(o) == "Ready", "v1 Ready", 90)
         patch_md(
@@ -635,7 +749,7 @@ def test_rung_assess_prices_self_hosting_and_the_provider_with_the_break_even(
     kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     with (
-        LLMInferenceServiceStandIn(kube_api, namespace),
+        GatewayStandIn(kube_api, namespace),
         bench(tmp_path, kube_api, namespace, canary_ttft_ms=150) as b,
     ):
         create_md(kube_api, level2_llm(namespace, b.prometheus.url, llm_model("v1")))

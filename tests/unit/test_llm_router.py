@@ -180,13 +180,42 @@ def test_llm_inference_service_manifest() -> None:
         "scheduler": {},
     }
     assert spec["labels"]["rung.dev/model-deployment"] == "fraud"
+    assert spec["annotations"]["rung.dev/model-version"] == md.spec.model.version
     assert isvc["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+
+
+def test_pod_labels_stay_the_same_when_the_model_changes() -> None:
+    """KServe puts `spec.labels` into its Deployment's (immutable) selector: a label that
+    changed with the model would leave the stable slot's Deployment stuck on the old one."""
+    before = ROUTER.objects(MD, Traffic(stable=V1))[0]
+    after = ROUTER.objects(MD, Traffic(stable=V2))[0]
+    assert before["spec"]["model"]["uri"] != after["spec"]["model"]["uri"]
+    assert before["spec"]["labels"] == after["spec"]["labels"]
+    assert after["spec"]["annotations"]["rung.dev/model-version"] == "v2"
 
 
 def test_without_a_gateway_the_group_uses_kserves_default_gateway() -> None:
     isvc = ROUTER.objects(MD, Traffic(stable=V1))[0]
     assert isvc["spec"]["router"] == {"route": {"group": "fraud", "weight": 100}, "gateway": {}}
     assert isvc["spec"]["model"]["name"] == "fraud"
+
+
+@pytest.mark.parametrize(
+    ("llm", "expected"),
+    [({}, "fraud"), ({"modelName": "assistant"}, "assistant")],
+    ids=["the-deployments-name", "modelName"],
+)
+def test_both_slots_serve_one_model_name_or_kserve_leaves_the_canary_out(
+    llm: dict[str, Any], expected: str
+) -> None:
+    """KServe routes a group only over members with the same model names (a member that
+    differs is `MemberDivergence`, out of the others' routes): the canary serves the
+    stable's `model`, not one named after its slot."""
+    stable, canary = ref(model("v1", llm=llm)), ref(model("v2", llm=llm))
+    objects = ROUTER.objects(MD, Traffic(stable=stable, canary=canary, canary_weight=20))
+    names = {o["metadata"]["name"]: o["spec"]["model"]["name"] for o in objects
+             if o["kind"] == "LLMInferenceService"}  # fmt: skip
+    assert names == {"fraud": expected, "fraud-canary": expected}
 
 
 # --- objects: an external provider ---------------------------------------------------
@@ -325,6 +354,44 @@ def test_canary_ready_needs_its_model_and_workloads_at_the_generation(
     isvc: dict[str, Any], ready: bool
 ) -> None:
     live = LiveObjects(llm_inference_services={"fraud-canary": isvc})
+    assert ROUTER.canary_ready(MD, V2, live) is ready
+
+
+def deployment(
+    generation: int = 2, observed: int = 2, replicas: int = 1, updated: int = 1, available: int = 1
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "fraud-canary-kserve", "generation": generation},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("workload", "ready"),
+    [
+        (None, True),  # not visible to Rung: KServe's WorkloadsReady alone
+        (deployment(), True),
+        (deployment(replicas=2, updated=1, available=2), False),  # an old pod still serves
+        (deployment(observed=1), False),  # the Deployment controller has not seen it yet
+        (deployment(updated=1, available=0), False),
+    ],
+    ids=["not-visible", "rolled-out", "rolling", "not-observed", "not-available"],
+)
+def test_a_slot_is_ready_once_kserves_deployment_has_rolled_out(
+    workload: dict[str, Any] | None, ready: bool
+) -> None:
+    """KServe's WorkloadsReady is the Deployment's Available condition, True while a rolling
+    update still runs the previous model's pods."""
+    isvc = live_isvc("fraud-canary", V2)
+    isvc["status"]["workloads"] = {"primary": {"kind": "Deployment", "name": "fraud-canary-kserve"}}
+    deployments = {} if workload is None else {"fraud-canary-kserve": workload}
+    live = LiveObjects(llm_inference_services={"fraud-canary": isvc}, deployments=deployments)
     assert ROUTER.canary_ready(MD, V2, live) is ready
 
 

@@ -195,8 +195,8 @@ class LlmServing(ApiModel):
     group for canaries, the optional inference scheduler) or `InferenceService` (a plain
     InferenceService with the huggingface runtime, for clusters without it)."""
     model_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
-    """The model name requests use (`model` field); the LLMInferenceService's name when
-    unset."""
+    """The model name requests use (`model` field), the same in both slots; the
+    ModelDeployment's name when unset."""
     lora: Lora | None = None
     """LoRA adapters loaded next to the base model (LLMInferenceService only)."""
     parallelism: Parallelism | None = None

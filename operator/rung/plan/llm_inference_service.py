@@ -65,7 +65,7 @@ def build_llm_inference_service(
     meta["labels"][MODEL_VERSION_LABEL] = model.version
     meta["labels"][ROLE_LABEL] = role
     meta["annotations"] = {MODEL_HASH_ANNOTATION: model_hash(model)}
-    spec_model: dict[str, Any] = {"uri": model.storage_uri, "name": _model_name(model, name)}
+    spec_model: dict[str, Any] = {"uri": model.storage_uri, "name": model_name(md, model)}
     if llm is not None and llm.lora is not None:
         lora: dict[str, Any] = {
             "adapters": [{"name": a.name, "uri": a.uri} for a in llm.lora.adapters]
@@ -76,10 +76,9 @@ def build_llm_inference_service(
     spec: dict[str, Any] = {
         "model": spec_model,
         "replicas": md.spec.serving.min_replicas,
-        "labels": {**md.labels(), ROLE_LABEL: role, MODEL_VERSION_LABEL: model.version},
+        "labels": pod_labels(md, role),
+        "annotations": {**(pod_annotations or {}), MODEL_VERSION_LABEL: model.version},
     }
-    if pod_annotations:
-        spec["annotations"] = dict(pod_annotations)
     if llm is not None and llm.parallelism is not None:
         parallelism = llm.parallelism.model_dump(by_alias=True, exclude_none=True, mode="json")
         if parallelism:
@@ -105,6 +104,14 @@ def build_llm_inference_service(
         "metadata": meta,
         "spec": spec,
     }
+
+
+def pod_labels(md: ModelDeployment, role: str) -> dict[str, str]:
+    """`spec.labels`, the same for the slot's whole life: KServe v0.20 puts them into its
+    Deployment's selector too, which is immutable (a label that changed with the model,
+    such as its version, would leave KServe unable to update the Deployment:
+    `spec.selector: ... field is immutable`). The version goes into `spec.annotations`."""
+    return {**md.labels(), ROLE_LABEL: role}
 
 
 def build_external_service(
@@ -148,9 +155,13 @@ def external_backend_port(model: ModelSource) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-def _model_name(model: ModelSource, name: str) -> str:
+def model_name(md: ModelDeployment, model: ModelSource) -> str:
+    """`spec.model.name`: the `model` clients ask for, `llm.modelName` or else the
+    ModelDeployment's name, the same in both slots: KServe leaves a route-group member
+    whose model names differ from the others' out of their routes (`GroupDegraded`,
+    `MemberDivergence`), so a canary under its own name would get no traffic."""
     llm = model.llm
-    return llm.model_name if llm is not None and llm.model_name else name
+    return llm.model_name if llm is not None and llm.model_name else md.name
 
 
 def _gateway(md: ModelDeployment) -> dict[str, Any]:

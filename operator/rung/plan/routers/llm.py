@@ -31,7 +31,7 @@ from rung.api.resource import ModelDeployment
 from rung.api.spec import ModelSource
 from rung.api.status import ModelRef
 from rung.plan.inference_service import MODEL_HASH_ANNOTATION
-from rung.plan.live import LiveObjects, Obj, annotation, object_condition
+from rung.plan.live import LiveObjects, Obj, annotation, object_condition, rolled_out
 from rung.plan.llm_inference_service import (
     VLLM_PORT,
     build_external_service,
@@ -189,20 +189,37 @@ class LlmRouter:
         return Targets(stable=md.name, canary=None if canary is None else canary_name(md))
 
 
-def llm_isvc_ready(isvc: Obj | None) -> bool:
-    """Whether KServe has reconciled the LLMInferenceService's current generation and its
-    vLLM workloads are available (`WorkloadsReady`). Routing readiness is the Gateway's:
-    a cluster without a Gateway implementation never reports the route ready."""
+def llm_isvc_ready(isvc: Obj | None, live: LiveObjects) -> bool:
+    """Whether KServe has reconciled the LLMInferenceService's current generation, its
+    vLLM workloads are available (`WorkloadsReady`) and its Deployment has rolled out.
+    Routing readiness is the Gateway's: a cluster without a Gateway implementation never
+    reports the route ready.
+
+    KServe's `WorkloadsReady` is its Deployment's `Available` condition, True all through a
+    rolling update while old pods still serve the previous model; so the Deployment
+    (`status.workloads.primary`, which carries Rung's pod labels: KServe v0.20 uses
+    `spec.labels` for its labels too, so Rung's cache has it) must be rolled out as well,
+    when Rung can see it."""
     if not isvc:
         return False
     status = isvc.get("status") or {}
     generation = int((isvc.get("metadata") or {}).get("generation") or 0)
     found = object_condition(isvc, WORKLOADS_READY)
+    deployment = live.deployments.get(_primary_deployment(isvc))
     return (
         int(status.get("observedGeneration") or 0) >= generation
         and found is not None
         and found.get("status") == "True"
+        and (deployment is None or rolled_out(deployment))
     )
+
+
+def _primary_deployment(isvc: Obj) -> str:
+    """The Deployment KServe runs vLLM in: `status.workloads.primary`, else `<name>-kserve`."""
+    primary = ((isvc.get("status") or {}).get("workloads") or {}).get("primary") or {}
+    if primary.get("kind") == "Deployment" and primary.get("name"):
+        return str(primary["name"])
+    return f"{(isvc.get('metadata') or {}).get('name', '')}-kserve"
 
 
 def slot_ready(live: LiveObjects, name: str, ref: ModelRef) -> bool:
@@ -212,7 +229,7 @@ def slot_ready(live: LiveObjects, name: str, ref: ModelRef) -> bool:
             ref.hash
         )
     isvc = live.llm_inference_services.get(name)
-    return annotation(isvc, MODEL_HASH_ANNOTATION) == ref.hash and llm_isvc_ready(isvc)
+    return annotation(isvc, MODEL_HASH_ANNOTATION) == ref.hash and llm_isvc_ready(isvc, live)
 
 
 def stable_serving(
@@ -223,7 +240,7 @@ def stable_serving(
     workloads at its generation, an external provider's Service as applied."""
     isvc = live.llm_inference_services.get(md.name)
     if isvc is not None and annotation(isvc, MODEL_HASH_ANNOTATION) in hashes:
-        if llm_isvc_ready(isvc):
+        if llm_isvc_ready(isvc, live):
             return isvc, {"status": "True"}
         found = object_condition(isvc, WORKLOADS_READY) or object_condition(isvc, "Ready")
         return isvc, {

@@ -109,6 +109,17 @@ def test_validating_webhook_refuses_data_parallelism_without_data_local(
     body = json.loads(info.value.body)["message"]
     assert "spec.parallelism.dataLocal" in body
     assert "dataLocal must be set when data is set" in body
+    # With dataLocal (Rung's llm.parallelism.dataLocal, which its CRD requires with
+    # data), KServe's webhooks accept it.
+    accepted = objects.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        llmisvc("dp", parallelism={"data": 2, "dataLocal": 1}),
+        dry_run="All",
+    )
+    assert accepted["spec"]["parallelism"] == {"data": 2, "dataLocal": 1}
 
 
 def test_workloads_become_ready_on_kwok(

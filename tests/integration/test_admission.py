@@ -37,6 +37,12 @@ def _metric(query: str) -> dict[str, Any]:
     return {"analysis": {"metrics": [{"name": "e", "query": query, "max": 1}]}}
 
 
+def _llm(llm: dict[str, Any]) -> dict[str, Any]:
+    spec = _with("model.llm", llm)
+    spec["model"].update({"kind": "llm", "format": "huggingface", "storageUri": "hf://org/m"})
+    return spec
+
+
 INVALID = [
     (
         "level above 4",
@@ -186,6 +192,11 @@ INVALID = [
             "serving": {"deploymentMode": "Serverless"},
         },
         ["spec.rollout.router", "RawDeployment"],
+    ),
+    (
+        "LLM data parallelism without dataLocal",
+        _llm({"parallelism": {"data": 2}}),
+        ["spec.model.llm.parallelism.dataLocal", "needs dataLocal"],
     ),
 ]
 

@@ -148,7 +148,7 @@ def test_llm_inference_service_manifest() -> None:
             "llm": {
                 "modelName": "assistant",
                 "lora": {"adapters": [{"name": "sql", "uri": "hf://org/sql-lora"}], "maxRank": 8},
-                "parallelism": {"tensor": 2},
+                "parallelism": {"tensor": 2, "data": 2, "dataLocal": 1},
                 "scheduler": True,
             },
         },
@@ -165,7 +165,7 @@ def test_llm_inference_service_manifest() -> None:
         "lora": {"adapters": [{"name": "sql", "uri": "hf://org/sql-lora"}], "maxRank": 8},
     }
     assert spec["replicas"] == 2
-    assert spec["parallelism"] == {"tensor": 2}
+    assert spec["parallelism"] == {"tensor": 2, "data": 2, "dataLocal": 1}
     assert spec["template"] == {
         "containers": [
             {

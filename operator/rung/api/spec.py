@@ -179,12 +179,24 @@ class Lora(ApiModel):
 class Parallelism(ApiModel):
     """How the model is split over accelerators (LLMInferenceService `spec.parallelism`)."""
 
+    model_config = with_rules(
+        cel(
+            "!has(self.data) || has(self.dataLocal)",
+            "parallelism.data needs dataLocal: how many of the data-parallel ranks run on"
+            " each node (KServe refuses data without it)",
+            field_path=".dataLocal",
+            reason="FieldValueRequired",
+        )
+    )
+
     tensor: Annotated[int, Field(ge=1, le=1024)] | None = None
     """Tensor parallelism: GPUs one replica's layers are split over."""
     pipeline: Annotated[int, Field(ge=1, le=1024)] | None = None
     """Pipeline parallelism: stages the layers are split into."""
     data: Annotated[int, Field(ge=1, le=1024)] | None = None
-    """Data parallelism: model copies per replica."""
+    """Data parallelism: model copies per replica (needs dataLocal)."""
+    data_local: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Data-parallel ranks on each node (KServe's `dataLocal`; required with data)."""
 
 
 class LlmServing(ApiModel):

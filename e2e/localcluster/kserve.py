@@ -229,6 +229,15 @@ def delete_all(client: APIClient, timeout: float = 60.0, log: Callable[[str], No
         for obj in client.list_items(f"{prefix}/{plural}"):
             meta = obj["metadata"]
             paths.append(f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}")
+    return delete_and_wait(client, paths, "KServe object(s)", timeout, log)
+
+
+def delete_and_wait(
+    client: APIClient, paths: list[str], what: str, timeout: float, log: Callable[[str], None]
+) -> int:
+    """Delete the objects at `paths` while their controller runs (it removes its
+    finalizers) and wait until they are gone; strip the finalizers of whatever is left
+    after `timeout`. Returns how many there were."""
     if not paths:
         return 0
     for path in paths:
@@ -244,5 +253,5 @@ def delete_all(client: APIClient, timeout: float = 60.0, log: Callable[[str], No
             client.merge_patch(path, {"metadata": {"finalizers": None}})
         except APIError as err:
             log(f"could not remove the finalizers of {path}: {err}")
-    log(f"deleted {len(paths)} KServe object(s) ({len(left)} had their finalizers stripped)")
+    log(f"deleted {len(paths)} {what} ({len(left)} had their finalizers stripped)")
     return len(paths)

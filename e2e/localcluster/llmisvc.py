@@ -27,12 +27,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
-from .api import APIClient, APIError
-from .kserve import _load_yaml
+from .api import APIClient
+from .kserve import _load_yaml, delete_and_wait
 from .manifests import module_dir
 from .versions import cache_dir, read_versions
 
@@ -163,20 +162,4 @@ def delete_all(client: APIClient, timeout: float = 60.0, log: Callable[[str], No
         f"{API}/namespaces/{o['metadata']['namespace']}/llminferenceservices/{o['metadata']['name']}"
         for o in client.list_items(f"{API}/llminferenceservices")
     ]
-    if not paths:
-        return 0
-    for path in paths:
-        client.delete(path)
-    deadline = time.monotonic() + timeout
-    left = paths
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = [p for p in left if client.get(p) is not None]
-    for path in left:
-        log(f"{path} still exists after {timeout:.0f}s; removing its finalizers")
-        try:
-            client.merge_patch(path, {"metadata": {"finalizers": None}})
-        except APIError as err:
-            log(f"could not remove the finalizers of {path}: {err}")
-    log(f"deleted {len(paths)} LLMInferenceService(s) ({len(left)} had their finalizers stripped)")
-    return len(paths)
+    return delete_and_wait(client, paths, "LLMInferenceService(s)", timeout, log)

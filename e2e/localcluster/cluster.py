@@ -669,22 +669,41 @@ class LocalCluster:
             token, expires = kserve.request_token(client)
         except (APIError, ValueError, OSError) as err:
             raise ClusterError(f"installing KServe failed: {err}") from err
-        directory = self._kserve_dir
+        self._controller_identity(
+            p, self._kserve_dir, kserve.NAMESPACE, kserve.SERVICE_ACCOUNT, token, expires
+        )
+        self._webhook_cert(p, self._kserve_dir, "kserve-webhook-server", kserve.NAMESPACE)
+
+    def _controller_identity(
+        self,
+        p: ClusterPKI,
+        directory: Path,
+        namespace: str,
+        service_account: str,
+        token: str,
+        expires: str,
+    ) -> None:
+        """A controller's kubeconfig in `directory`: its ServiceAccount's token."""
         directory.mkdir(parents=True, exist_ok=True)
         write_kubeconfig(
             directory / "kubeconfig",
             server=self.server,
             ca_cert=p.ca.cert,
-            user=f"system:serviceaccount:{kserve.NAMESPACE}:{kserve.SERVICE_ACCOUNT}",
+            user=f"system:serviceaccount:{namespace}:{service_account}",
             token=token,
         )
         (directory / "token-expires").write_text(expires + "\n")
+
+    @staticmethod
+    def _webhook_cert(p: ClusterPKI, directory: Path, server: str, namespace: str) -> None:
+        """A webhook serving certificate where controller-runtime looks with
+        TMPDIR=`directory`/tmp: for 127.0.0.1 and the webhook Service's DNS name."""
         certs = directory / "tmp" / "k8s-webhook-server" / "serving-certs"
         pki.sign_serving_cert(
             p,
             CertPair(certs / "tls.crt", certs / "tls.key"),
-            "kserve-webhook-server",
-            dns=("localhost", f"kserve-webhook-server-service.{kserve.NAMESPACE}.svc"),
+            server,
+            dns=("localhost", f"{server}-service.{namespace}.svc"),
             ips=("127.0.0.1",),
         )
 
@@ -725,24 +744,10 @@ class LocalCluster:
             raise ClusterError(
                 f"installing KServe's LLMInferenceService RBAC failed: {err}"
             ) from err
-        directory = self._llmisvc_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        write_kubeconfig(
-            directory / "kubeconfig",
-            server=self.server,
-            ca_cert=p.ca.cert,
-            user=f"system:serviceaccount:{llmisvc.NAMESPACE}:{llmisvc.SERVICE_ACCOUNT}",
-            token=token,
+        self._controller_identity(
+            p, self._llmisvc_dir, llmisvc.NAMESPACE, llmisvc.SERVICE_ACCOUNT, token, expires
         )
-        (directory / "token-expires").write_text(expires + "\n")
-        certs = directory / "tmp" / "k8s-webhook-server" / "serving-certs"
-        pki.sign_serving_cert(
-            p,
-            CertPair(certs / "tls.crt", certs / "tls.key"),
-            "llmisvc-webhook-server",
-            dns=("localhost", f"llmisvc-webhook-server-service.{llmisvc.NAMESPACE}.svc"),
-            ips=("127.0.0.1",),
-        )
+        self._webhook_cert(p, self._llmisvc_dir, "llmisvc-webhook-server", llmisvc.NAMESPACE)
 
     def _start_llmisvc(self, ports: Ports) -> Component:
         """KServe's LLMInferenceService controller (`cmd/llmisvc`), as its Deployment runs

@@ -100,20 +100,39 @@ def _replace_images(obj: Any, images: dict[str, str]) -> Any:
     return obj
 
 
-def install_bundle() -> JSON:
-    """The documents to install, read from the module (cached as JSON by version)."""
+def cached_bundle(name: str, form: int, build: Callable[[Path, str], JSON]) -> JSON:
+    """`build(module root, version)`'s documents with their version, read from the pinned
+    module once and then from a JSON cache named by `name`, the version and `form` (the
+    bundle's format, bumped when what it holds changes)."""
     version = read_versions()["KSERVE_VERSION"]
-    cached = cache_dir() / "manifests" / f"kserve-install-{version}-v{_BUNDLE_FORMAT}.json"
+    cached = cache_dir() / "manifests" / f"{name}-install-{version}-v{form}.json"
     if cached.is_file():
         bundle: JSON = json.loads(cached.read_text())
         return bundle
+    bundle = {"version": version, **build(module_dir(MODULE, version), version)}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(bundle))
+    tmp.replace(cached)
+    return bundle
 
-    root = module_dir(MODULE, version)
-    release = [
-        d
-        for d in _load_yaml(root / "charts/kserve-resources/files/kserve/resources.yaml")
-        if d["kind"] in _RELEASE_KINDS
-    ]
+
+def release_objects(path: Path) -> JSON:
+    """From a rendered release manifest, what a local install uses: `rbac` (the
+    ServiceAccount, roles and bindings) and `webhooks` (their configurations)."""
+    release = [d for d in _load_yaml(path) if d["kind"] in _RELEASE_KINDS]
+    return {
+        "rbac": [d for d in release if "Webhook" not in d["kind"]],
+        "webhooks": [d for d in release if "Webhook" in d["kind"]],
+    }
+
+
+def install_bundle() -> JSON:
+    """The documents to install, read from the module (cached as JSON by version)."""
+    return cached_bundle("kserve", _BUNDLE_FORMAT, _read_bundle)
+
+
+def _read_bundle(root: Path, version: str) -> JSON:
     (configmap,) = _load_yaml(root / "config/configmap/inferenceservice.yaml")
     pinned = re.compile(r'"(kserve/[a-z0-9-]+):latest"')
     configmap["data"] = {k: pinned.sub(rf'"\1:{version}"', v) for k, v in configmap["data"].items()}
@@ -127,18 +146,11 @@ def install_bundle() -> JSON:
                 _replace_images(d, images) for d in _load_yaml(root / directory / resource)
             ]
 
-    bundle = {
-        "version": version,
-        "rbac": [d for d in release if "Webhook" not in d["kind"]],
-        "webhooks": [d for d in release if "Webhook" in d["kind"]],
+    return {
+        **release_objects(root / "charts/kserve-resources/files/kserve/resources.yaml"),
         "configmap": configmap,
         "runtimes": runtimes,
     }
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(bundle))
-    tmp.replace(cached)
-    return bundle
 
 
 def _merge_json_setting(data: dict[str, str], key: str, settings: JSON) -> None:

@@ -25,19 +25,14 @@ creates it; no Gateway implementation runs, so nothing programs it.
 from __future__ import annotations
 
 import base64
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 from .api import APIClient
-from .kserve import _load_yaml, delete_and_wait
-from .manifests import module_dir
-from .versions import cache_dir, read_versions
+from .kserve import _load_yaml, cached_bundle, delete_and_wait, release_objects
 
 JSON = dict[str, Any]
 
-MODULE = "github.com/kserve/kserve"
 NAMESPACE = "kserve"
 SERVICE_ACCOUNT = "llmisvc-controller-manager"
 RELEASE = "charts/kserve-llmisvc-resources/files/llmisvc/resources.yaml"
@@ -53,38 +48,19 @@ CONVERTED_CRDS = (
 DEFAULT_GATEWAY = "kserve-ingress-gateway"
 GATEWAY_CLASS = "envoy"
 
-_RELEASE_KINDS = (
-    "ServiceAccount",
-    "Role",
-    "ClusterRole",
-    "RoleBinding",
-    "ClusterRoleBinding",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-)
 _BUNDLE_FORMAT = 1  # bump when install_bundle() changes what it caches
 
 
 def install_bundle() -> JSON:
     """The documents to install, read from the module (cached as JSON by version)."""
-    version = read_versions()["KSERVE_VERSION"]
-    cached = cache_dir() / "manifests" / f"llmisvc-install-{version}-v{_BUNDLE_FORMAT}.json"
-    if cached.is_file():
-        bundle: JSON = json.loads(cached.read_text())
-        return bundle
-    root = module_dir(MODULE, version)
-    release = [d for d in _load_yaml(root / RELEASE) if d["kind"] in _RELEASE_KINDS]
-    bundle = {
-        "version": version,
-        "rbac": [d for d in release if "Webhook" not in d["kind"]],
-        "webhooks": [d for d in release if "Webhook" in d["kind"]],
-        "presets": _load_yaml(root / PRESETS),
-    }
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(bundle))
-    tmp.replace(cached)
-    return bundle
+    return cached_bundle(
+        "llmisvc",
+        _BUNDLE_FORMAT,
+        lambda root, version: {
+            **release_objects(root / RELEASE),
+            "presets": _load_yaml(root / PRESETS),
+        },
+    )
 
 
 def with_conversion(crds: list[JSON], port: int, ca_bundle: bytes) -> list[JSON]:

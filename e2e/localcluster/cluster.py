@@ -711,15 +711,34 @@ class LocalCluster:
         """KServe's controller manager, as its Deployment runs it, but on loopback ports
         and without leader election. controller-runtime reads the webhook certificate
         from $TMPDIR/k8s-webhook-server/serving-certs/."""
-        directory = self._kserve_dir
-        c = self._component(
+        return self._start_controller(
             "kserve-controller",
+            self._kserve_dir,
+            kserve.NAMESPACE,
+            (ports.kserve_webhook, ports.kserve_metrics, ports.kserve_health),
+        )
+
+    def _start_controller(
+        self,
+        name: str,
+        directory: Path,
+        namespace: str,
+        ports: tuple[int, int, int],
+        *extra: str,
+    ) -> Component:
+        """A controller-runtime manager of KServe's with its own kubeconfig and TMPDIR in
+        `directory`, on loopback `ports` (webhook, metrics, health probes), no leader
+        election."""
+        webhook, metrics, health = ports
+        c = self._component(
+            name,
             [
                 f"--kubeconfig={directory / 'kubeconfig'}",
-                f"--webhook-port={ports.kserve_webhook}",
-                f"--metrics-addr=127.0.0.1:{ports.kserve_metrics}",
-                f"--health-probe-addr=127.0.0.1:{ports.kserve_health}",
+                f"--webhook-port={webhook}",
+                f"--metrics-addr=127.0.0.1:{metrics}",
+                f"--health-probe-addr=127.0.0.1:{health}",
                 "--leader-elect=false",
+                *extra,
             ],
         )
         c.start(
@@ -728,7 +747,7 @@ class LocalCluster:
                 "HOME": str(directory),
                 "TMPDIR": str(directory / "tmp"),
                 "KUBECONFIG": str(directory / "kubeconfig"),
-                "POD_NAMESPACE": kserve.NAMESPACE,
+                "POD_NAMESPACE": namespace,
             }
         )
         return c
@@ -752,28 +771,13 @@ class LocalCluster:
     def _start_llmisvc(self, ports: Ports) -> Component:
         """KServe's LLMInferenceService controller (`cmd/llmisvc`), as its Deployment runs
         it, on loopback ports and without leader election (certificates: see _start_kserve)."""
-        directory = self._llmisvc_dir
-        c = self._component(
+        return self._start_controller(
             "llmisvc-controller",
-            [
-                f"--kubeconfig={directory / 'kubeconfig'}",
-                f"--webhook-port={ports.llmisvc_webhook}",
-                f"--metrics-addr=127.0.0.1:{ports.llmisvc_metrics}",
-                f"--health-probe-addr=127.0.0.1:{ports.llmisvc_health}",
-                "--leader-elect=false",
-                "--zap-encoder=console",
-            ],
+            self._llmisvc_dir,
+            llmisvc.NAMESPACE,
+            (ports.llmisvc_webhook, ports.llmisvc_metrics, ports.llmisvc_health),
+            "--zap-encoder=console",
         )
-        c.start(
-            env={
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": str(directory),
-                "TMPDIR": str(directory / "tmp"),
-                "KUBECONFIG": str(directory / "kubeconfig"),
-                "POD_NAMESPACE": llmisvc.NAMESPACE,
-            }
-        )
-        return c
 
     def _finish_llmisvc(
         self,

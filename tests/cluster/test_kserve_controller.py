@@ -5,9 +5,6 @@ RawDeployment InferenceService Ready with kwok pods, and `down` leaves nothing."
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from test_local_cluster import wait_for
 
-from localcluster import LocalCluster, Ports
+from localcluster import LocalCluster
 from localcluster.process import cmdline, pid_alive, read_pidfile
 
 JSON = dict[str, Any]
@@ -206,20 +203,6 @@ def _processes_mentioning(path: Path) -> list[int]:
         if any(str(path) in arg for arg in cmdline(int(entry.name))):
             found.append(int(entry.name))
     return found
-
-
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, list[str]]]:
-    if os.environ.get("RUNG_CLUSTER_KSERVE") == "0":
-        pytest.skip("RUNG_CLUSTER_KSERVE=0")
-    messages: list[str] = []
-    cluster = LocalCluster(
-        tmp_path / f"k-{uuid.uuid4().hex[:6]}", ports=Ports.free(), kserve=True, log=messages.append
-    )
-    try:
-        yield cluster, messages
-    finally:
-        cluster.down()
 
 
 def test_down_deletes_inference_services_first_and_leaves_no_process(

@@ -7,9 +7,6 @@ stops the controller (so that it removes its finalizer)."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from test_local_cluster import wait_for
 
-from localcluster import LocalCluster, Ports
+from localcluster import LocalCluster
 from localcluster.process import cmdline, pid_alive, read_pidfile
 
 JSON = dict[str, Any]
@@ -145,20 +142,6 @@ def test_workloads_become_ready_on_kwok(
 
 
 # ------------------------------------------------------------------- lifecycle
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, list[str]]]:
-    if os.environ.get("RUNG_CLUSTER_KSERVE") == "0":
-        pytest.skip("RUNG_CLUSTER_KSERVE=0")
-    messages: list[str] = []
-    cluster = LocalCluster(
-        tmp_path / f"l-{uuid.uuid4().hex[:6]}", ports=Ports.free(), kserve=True, log=messages.append
-    )
-    try:
-        yield cluster, messages
-    finally:
-        cluster.down()
-
-
 def test_down_deletes_llm_inference_services_first(
     own_cluster: tuple[LocalCluster, list[str]],
 ) -> None:

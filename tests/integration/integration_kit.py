@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 from kubernetes import client, watch
@@ -489,25 +489,36 @@ def _raw_metrics(api: client.ApiClient) -> str:
     return str(response.data.decode())
 
 
-class CanaryWeights:
-    """Every canary weight each ModelDeployment of a namespace goes through (a watch),
-    by name; consecutive repeats are recorded once."""
+class BackgroundWatch:
+    """A recorder that watches a namespace in a thread of its own while its `with` block
+    runs; subclasses say what `_run` watches and records, checking `_stop`."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         import threading
 
         self.api, self.namespace = api, namespace
-        self.seen: dict[str, list[int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> CanaryWeights:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class CanaryWeights(BackgroundWatch):
+    """Every canary weight each ModelDeployment of a namespace goes through (a watch),
+    by name; consecutive repeats are recorded once."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        super().__init__(api, namespace)
+        self.seen: dict[str, list[int]] = {}
 
     def _run(self) -> None:
         from kubernetes import watch

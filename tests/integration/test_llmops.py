@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 from integration_kit import (
+    BackgroundWatch,
     create_md,
     custom,
     model_deployment,
@@ -177,24 +178,14 @@ class CachedWeights:
             return dict(self.value)
 
 
-class GroupWeights:
+class GroupWeights(BackgroundWatch):
     """Every distinct (stable, canary) weight pair of the route group, in the order the
     LLMInferenceServices' specs carried them (a watch, nothing missed)."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api, self.namespace = api, namespace
+        super().__init__(api, namespace)
         self.seen: list[tuple[int, int]] = []
         self.weights: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> GroupWeights:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         api = custom(self.api)
@@ -222,7 +213,7 @@ class GroupWeights:
                         return
 
 
-class KServeRouteWeights:
+class KServeRouteWeights(BackgroundWatch):
     """Every distinct (stable, canary) pair of backendRef weights in the HTTPRoutes KServe
     writes for the route group's members (`<member>-kserve-route`, the shared rule
     `v1-model-routing`), in the order they were written (a watch): what KServe tells the
@@ -231,18 +222,8 @@ class KServeRouteWeights:
     RULE = "v1-model-routing"
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api, self.namespace = api, namespace
+        super().__init__(api, namespace)
         self.seen: list[tuple[int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> KServeRouteWeights:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def record(self, route: Obj) -> None:
         if route["metadata"]["name"] not in (f"{NAME}-kserve-route", f"{CANARY}-kserve-route"):

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -140,7 +140,8 @@ class Reconciler:
         """Failed reconciles in a row, by object (the fail-safe counts them)."""
         self._delivered: dict[tuple[str, str], dict[str, float]] = {}
         """Outbox ids this process has delivered that are still in status, by object,
-        with when (monotonic): the next status write drops them (rung.plan.outbox)."""
+        with when (the clock's timestamp): the next status write drops them
+        (rung.plan.outbox)."""
         self.git = git or GitWriter()
         """Writes decisions back to Git (spec.gitops)."""
 
@@ -273,7 +274,7 @@ class Reconciler:
                     failures,
                     ", ".join(f"{p.kind.kind}/{p.name}" for p in patches) or "already there",
                 )
-            self._deliver(body, outbox, result)
+            self._deliver(body, outbox)
             return bool(events or patches)
         except Exception as error:
             log.warning("%s/%s: the fail-safe rollback failed: %s", namespace, name, error)
@@ -351,7 +352,7 @@ class Reconciler:
             body = self._write_decision(body, failed, box, result)
         elif the_plan.status_when_applied is not None:
             body = self._write_decision(body, the_plan.status_when_applied, box, result)
-        body = self._deliver(body, box.to_write, result)
+        self._deliver(body, box.to_write)
         late: list[Event] = []  # decided after this pass's status (Git write-back)
         body, git_failed = self._write_back(body, now, result, late)
         result.events = decided + late
@@ -416,7 +417,8 @@ class Reconciler:
         outbox = [*md.status.outbox, *_outbox_entries(events, now)]
         body = self._write_status(body, _outboxed(status, outbox), result)
         late.extend(events)
-        return self._deliver(body, outbox, result), failed
+        self._deliver(body, outbox)
+        return body, failed
 
     def _git_credentials(self, md: ModelDeployment) -> Credentials | None:
         """The basic-auth credentials spec.gitops names (never logged, never in status)."""
@@ -512,19 +514,16 @@ class Reconciler:
                 unavailable = readings[query]
         return readings
 
-    def _deliver(
-        self, body: dict[str, Any], outbox: list[OutboxEntry], result: ReconcileResult
-    ) -> dict[str, Any]:
+    def _deliver(self, body: dict[str, Any], outbox: list[OutboxEntry]) -> None:
         """Post every outbox entry not delivered yet (idempotent by id) and remember those
         delivered: the object's next status write drops them from status (no write of
-        their own now; rung.plan.outbox). Returns the object as stored."""
+        their own now; rung.plan.outbox)."""
         meta = body["metadata"]
         delivered = self._delivered.setdefault((meta["namespace"], meta["name"]), {})
         for entry in undelivered(outbox, delivered):
             event = Event(entry.reason, entry.message, entry.type, id=entry.id, time=entry.time)
             if self.events.post(body, event) is not False:
                 delivered[entry.id] = self.clock().timestamp()
-        return body
 
     def _delivered_in(self, key: tuple[str, str], md: ModelDeployment) -> dict[str, float]:
         """The delivered ids still in `md`'s outbox (those gone from it are forgotten)."""
@@ -545,11 +544,15 @@ class Reconciler:
     ) -> dict[str, Any]:
         """`status` with the pass's announcements, the delivered ones dropped; no write
         when dropping them would be its only change and can still wait."""
-        now = self.clock().timestamp()
-        waiting = clear_in(now - at for at in box.delivered.values())
+        waiting = self._clear_in(box.delivered.values())
         if waiting and _outboxed(status, box.kept).wire() == (body.get("status") or {}):
             return body
         return self._write_status(body, _outboxed(status, box.to_write), result)
+
+    def _clear_in(self, delivered_at: Iterable[float]) -> float | None:
+        """rung.plan.outbox.clear_in for entries delivered at these times."""
+        now = self.clock().timestamp()
+        return clear_in(now - at for at in delivered_at)
 
     def _outbox_requeue(self, body: dict[str, Any], after: float | None) -> float | None:
         """Look again soon while an announcement is undelivered; and, while delivered ones
@@ -560,8 +563,7 @@ class Reconciler:
         if any(i not in delivered for i in ids):
             # An Event or audit CloudEvent still on its way: try again soon.
             return _no_later_than(after, OUTBOX_RETRY_SECONDS)
-        now = self.clock().timestamp()
-        waiting = clear_in(now - delivered[i] for i in ids if i in delivered)
+        waiting = self._clear_in(delivered[i] for i in ids if i in delivered)
         if waiting is None:
             return after
         return _no_later_than(after, max(MIN_REQUEUE_SECONDS, waiting))
